@@ -1,0 +1,194 @@
+//! The `sbm` command line: serve, migrate, and user and token administration.
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{self, App};
+use crate::auth;
+use crate::config::{DatabaseConfig, ServeConfig};
+use crate::store::{users, Db};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sbm",
+    version,
+    about = "Seed Stage-Based Messaging Store",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the HTTP API. With no configuration: an SQLite file sbm.db in the working directory.
+    Serve(ServeConfig),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user (or, for an existing email, only grant what is asked).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Allow the user to issue tokens through POST /api/v1/user/token/.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Issue a new token for a user (created if missing) and print it. It is shown only once.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Make the user an admin if it is not one already.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List tokens by prefix (the tokens themselves are not stored).
+    List,
+    /// Revoke a token, given in full or by the 8-character prefix `token list` shows.
+    Revoke { token_or_prefix: String },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(config) => serve(&cli.database, &config).await,
+        Command::Migrate => {
+            let db = connect(&cli.database).await?;
+            db.migrate().await?;
+            println!("migrations applied to {}", redact(cli.database.url()));
+            Ok(())
+        }
+        Command::User(command) => {
+            let db = migrated(&cli.database).await?;
+            user_command(&db, command).await
+        }
+        Command::Token(command) => {
+            let db = migrated(&cli.database).await?;
+            token_command(&db, command).await
+        }
+    }
+}
+
+async fn connect(database: &DatabaseConfig) -> anyhow::Result<Db> {
+    Db::connect(database.url(), &database.pool()).await
+}
+
+async fn migrated(database: &DatabaseConfig) -> anyhow::Result<Db> {
+    let db = connect(database).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn serve(database: &DatabaseConfig, config: &ServeConfig) -> anyhow::Result<()> {
+    let app = App::build(database, config).await?;
+    announce_first_admin(app.db()).await?;
+    tracing::info!(address = %app.local_addr(), database = %redact(database.url()), "sbm listening");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    app.run(shutdown).await
+}
+
+/// On a database with no users at all, creates an admin and prints its token once, so that a
+/// newcomer can call the API straight away.
+async fn announce_first_admin(db: &Db) -> anyhow::Result<()> {
+    if let Some(issued) = auth::bootstrap_admin(db).await? {
+        eprintln!(
+            "\n  No users existed, so sbm created the admin user {email}.\n  Its API token (shown only this once):\n\n      {token}\n\n  Use it as:  curl -H 'Authorization: Token {token}' http://<host>/api/v1/schedule/\n  More tokens: sbm token create --email you@example.org [--admin]\n",
+            email = issued.user.email,
+            token = issued.token
+        );
+    }
+    Ok(())
+}
+
+async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { email, admin } => {
+            let mut tx = db.begin().await?;
+            let (user, created) = auth::create_user(&mut tx, &email, admin).await?;
+            tx.commit().await?;
+            let state = if created { "created" } else { "exists" };
+            println!(
+                "{state}: {} (id {}, admin: {})",
+                user.email, user.id, user.is_admin
+            );
+        }
+        UserCommand::List => {
+            let mut conn = db.acquire().await?;
+            for user in users::list_users(conn.conn()).await? {
+                println!(
+                    "{}\t{}\tadmin={}\tactive={}",
+                    user.id, user.email, user.is_admin, user.is_active
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create { email, admin } => {
+            let mut tx = db.begin().await?;
+            let issued = auth::issue_token(&mut tx, &email, admin).await?;
+            tx.commit().await?;
+            println!("{}", issued.token);
+        }
+        TokenCommand::List => {
+            let mut conn = db.acquire().await?;
+            for token in users::list_tokens(conn.conn()).await? {
+                let state = match token.revoked_at {
+                    Some(at) => format!("revoked {at}"),
+                    None => "active".to_string(),
+                };
+                println!(
+                    "{}…\t{}\tcreated {}\t{}",
+                    token.prefix, token.email, token.created_at, state
+                );
+            }
+        }
+        TokenCommand::Revoke { token_or_prefix } => {
+            let mut tx = db.begin().await?;
+            let revoked = auth::revoke(&mut tx, &token_or_prefix).await?;
+            tx.commit().await?;
+            if revoked == 0 {
+                anyhow::bail!("no active token matches {token_or_prefix:?}");
+            }
+            println!("revoked {revoked} token(s)");
+        }
+    }
+    Ok(())
+}

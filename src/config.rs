@@ -1,0 +1,153 @@
+//! Configuration: every setting is a flag with an environment-variable fallback, named as in the
+//! original service where it had one. `sbm --help` and `sbm serve --help` list them all.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::store::PoolSettings;
+
+/// Parses the boolean spellings operators use in environment files ("True", "false", "1"…).
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
+        "0" | "false" | "f" | "no" | "n" | "off" | "" => Ok(false),
+        other => Err(format!("expected true or false, got {other:?}")),
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseConfig {
+    /// [Database] postgres://user@host/db or sqlite://path.db (the file is created if missing).
+    /// Default: sqlite://sbm.db in the working directory.
+    #[arg(long = "database-url", env = "DATABASE_URL", global = true)]
+    pub url: Option<String>,
+
+    /// [Database] The original's name for the database URL; used when DATABASE_URL is not set.
+    #[arg(
+        long = "legacy-database-url",
+        env = "STAGE_BASED_MESSAGING_DATABASE",
+        global = true,
+        hide = true
+    )]
+    pub legacy_url: Option<String>,
+
+    /// [Database] Largest number of pooled connections.
+    #[arg(
+        long = "db-max-connections",
+        env = "SBM_DB_MAX_CONNECTIONS",
+        default_value_t = 10,
+        global = true
+    )]
+    pub max_connections: u32,
+
+    /// [Database] Seconds to wait for a free connection before answering 503.
+    #[arg(
+        long = "db-acquire-timeout",
+        env = "SBM_DB_ACQUIRE_TIMEOUT",
+        default_value_t = 5,
+        global = true
+    )]
+    pub acquire_timeout_secs: u64,
+}
+
+impl DatabaseConfig {
+    pub const DEFAULT_URL: &'static str = "sqlite://sbm.db";
+
+    pub fn url(&self) -> &str {
+        self.url
+            .as_deref()
+            .or(self.legacy_url.as_deref())
+            .unwrap_or(Self::DEFAULT_URL)
+    }
+
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            max_connections: self.max_connections.max(1),
+            acquire_timeout: Duration::from_secs(self.acquire_timeout_secs),
+        }
+    }
+
+    /// For tests and embedding: a configuration for one URL with default pool settings.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        DatabaseConfig {
+            url: Some(url.into()),
+            legacy_url: None,
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HttpConfig {
+    /// [HTTP] Address and port to listen on (port 0 picks a free one).
+    #[arg(long, env = "SBM_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// [HTTP] Public base URL of this service (scheme and host, e.g. https://sbm.example.org),
+    /// used in links, media URLs and POST-back URLs. A value ending in /api/v1 or
+    /// /api/v1/subscriptions (the original's convention) is accepted. When unset, links are
+    /// built from the request's Host header.
+    #[arg(long = "public-url", env = "STAGE_BASED_MESSAGING_URL")]
+    pub public_url: Option<String>,
+
+    /// [HTTP] Build links with https when no public URL is set (the original's USE_SSL).
+    #[arg(long = "use-ssl", env = "USE_SSL", action = clap::ArgAction::SetTrue)]
+    pub use_ssl: bool,
+
+    /// [HTTP] Largest JSON or form request body, in bytes; larger ones get 413.
+    #[arg(long = "max-body-bytes", env = "SBM_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// [HTTP] Largest binary content upload, in bytes; larger ones get 413.
+    #[arg(long = "max-upload-bytes", env = "SBM_MAX_UPLOAD_BYTES", default_value_t = 50 * 1024 * 1024)]
+    pub max_upload_bytes: usize,
+
+    /// [HTTP] Page size of list endpoints when the client gives no `limit` (the original's 1000).
+    #[arg(long = "page-size", env = "SBM_PAGE_SIZE", default_value_t = 1000)]
+    pub page_size: i64,
+
+    /// [HTTP] Largest `limit` a client may ask for; larger ones are reduced to it.
+    #[arg(
+        long = "max-page-size",
+        env = "SBM_MAX_PAGE_SIZE",
+        default_value_t = 1000
+    )]
+    pub max_page_size: i64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MediaConfig {
+    /// [Content] Directory where uploaded binary content is stored and served from at /media/.
+    #[arg(long = "media-root", env = "SBM_MEDIA_ROOT", default_value = "media")]
+    pub media_root: PathBuf,
+}
+
+/// Everything `sbm serve` needs.
+#[derive(Args, Debug, Clone)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub http: HttpConfig,
+    #[command(flatten)]
+    pub media: MediaConfig,
+
+    /// [Database] Do not apply pending migrations at start.
+    #[arg(long = "no-migrate", env = "SBM_NO_MIGRATE", action = clap::ArgAction::SetTrue)]
+    pub no_migrate: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bool;
+
+    #[test]
+    fn booleans_accept_python_spellings() {
+        assert_eq!(parse_bool("True"), Ok(true));
+        assert_eq!(parse_bool("False"), Ok(false));
+        assert_eq!(parse_bool("1"), Ok(true));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

@@ -1,0 +1,96 @@
+//! Who is calling: `Authorization: Token <key>` as in DRF's TokenAuthentication. HTTP Basic is
+//! accepted too, with the token as the password (the original listed Basic first), so that
+//! clients that can only do Basic still work.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::auth::{self, model::Caller};
+
+/// An authenticated, active user.
+pub struct User(pub Caller);
+
+/// An authenticated admin user.
+pub struct Admin(pub Caller);
+
+fn presented_token(parts: &Parts) -> Result<String, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::NotAuthenticated)?;
+    let header = header.to_str().map_err(|_| {
+        ApiError::AuthenticationFailed(
+            "Invalid token header. Token string should not contain invalid characters.",
+        )
+    })?;
+    let mut words = header.split_whitespace();
+    let scheme = words.next().unwrap_or("");
+    let credentials: Vec<&str> = words.collect();
+    if scheme.eq_ignore_ascii_case("token") {
+        match credentials.as_slice() {
+            [] => Err(ApiError::AuthenticationFailed(
+                "Invalid token header. No credentials provided.",
+            )),
+            [token] => Ok(token.to_string()),
+            _ => Err(ApiError::AuthenticationFailed(
+                "Invalid token header. Token string should not contain spaces.",
+            )),
+        }
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let invalid = || {
+            ApiError::AuthenticationFailed(
+                "Invalid basic header. Credentials not correctly base64 encoded.",
+            )
+        };
+        let [encoded] = credentials.as_slice() else {
+            return Err(invalid());
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|_| invalid())?;
+        let decoded = String::from_utf8(decoded).map_err(|_| invalid())?;
+        let (_user, password) = decoded.split_once(':').ok_or_else(invalid)?;
+        Ok(password.to_string())
+    } else {
+        Err(ApiError::NotAuthenticated)
+    }
+}
+
+impl<S> FromRequestParts<S> for User
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = presented_token(parts)?;
+        let state = AppState::from_ref(state);
+        match auth::authenticate(&state.db, &token).await? {
+            Some(caller) if caller.is_active => Ok(User(caller)),
+            Some(_) => Err(ApiError::AuthenticationFailed("User inactive or deleted.")),
+            None => Err(ApiError::AuthenticationFailed("Invalid token.")),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let User(caller) = User::from_request_parts(parts, state).await?;
+        if caller.is_admin {
+            Ok(Admin(caller))
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}

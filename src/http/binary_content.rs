@@ -1,0 +1,248 @@
+//! `/api/v1/binarycontent/`: uploaded files (audio for voice message sets). Uploads are
+//! multipart with the file in the field `content`, as the original's FileField took them.
+
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::User;
+use super::links::BaseUrl;
+use super::query::{ListRequest, Paginated};
+use super::{ApiError, ApiResult, AppState, Id};
+use crate::content::model::{BinaryContent, StoredFile};
+use crate::content::{self};
+use crate::store::content as sql;
+use crate::validation::FieldErrors;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/binarycontent", get(list).post(create))
+        .route(
+            "/api/v1/binarycontent/{id}",
+            get(retrieve).put(replace).patch(update).delete(destroy),
+        )
+}
+
+/// The absolute URL a stored file is served at.
+pub fn media_url(base: &BaseUrl, path: &str) -> String {
+    base.url(&format!("/media/{path}"))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BinaryContentOut {
+    pub id: i64,
+    /// Absolute URL of the file (what the Message Sender fetches for voice messages).
+    pub content: String,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl BinaryContentOut {
+    fn new(base: &BaseUrl, b: BinaryContent) -> Self {
+        BinaryContentOut {
+            id: b.id,
+            content: media_url(base, &b.path),
+            created_at: b.created_at,
+            updated_at: b.updated_at,
+        }
+    }
+}
+
+/// Multipart form with the file in `content`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct BinaryContentUpload {
+    #[schema(value_type = String, format = Binary)]
+    content: Vec<u8>,
+}
+
+fn no_file() -> ApiError {
+    ApiError::Invalid(FieldErrors::single("content", "No file was submitted."))
+}
+
+fn multipart_error(err: MultipartError, limit: usize) -> ApiError {
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("Multipart form parse error - {}", err.body_text()))
+    }
+}
+
+/// Reads the `content` file out of the form and stores it. `None` when the form has no file.
+async fn store_upload(
+    state: &AppState,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Option<StoredFile>> {
+    let mut form = form.map_err(|_| {
+        ApiError::Invalid(FieldErrors::single(
+            "content",
+            "The submitted data was not a file. Send multipart/form-data with the file in the field \"content\".",
+        ))
+    })?;
+    let limit = state.settings.max_upload_bytes;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| multipart_error(e, limit))?
+    {
+        if field.name() != Some("content") {
+            continue;
+        }
+        let file_name = field.file_name().map(str::to_string);
+        let media_type = field.content_type().map(str::to_string);
+        let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+        if bytes.is_empty() {
+            return Err(ApiError::Invalid(FieldErrors::single(
+                "content",
+                "The submitted file is empty.",
+            )));
+        }
+        let stored = state
+            .media
+            .save(file_name.as_deref(), media_type.as_deref(), &bytes)
+            .await
+            .map_err(|e| {
+                ApiError::internal(anyhow::Error::new(e).context("writing uploaded file"))
+            })?;
+        return Ok(Some(stored));
+    }
+    Ok(None)
+}
+
+#[utoipa::path(get, path = "/api/v1/binarycontent/", tag = "content",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Paginated<BinaryContentOut>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<BinaryContentOut>>> {
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_binary_content(conn.conn(), req.slice).await?;
+    Ok(Json(req.respond(page, |b| BinaryContentOut::new(&base, b))))
+}
+
+#[utoipa::path(post, path = "/api/v1/binarycontent/", tag = "content",
+    request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = BinaryContentOut), (status = 400), (status = 413)))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<BinaryContentOut>)> {
+    let file = store_upload(&state, form).await?.ok_or_else(no_file)?;
+    let result = async {
+        let mut tx = state.db.begin().await?;
+        let record = content::create_binary_content(&mut tx, &file).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(record)
+    }
+    .await;
+    match result {
+        Ok(record) => Ok((
+            StatusCode::CREATED,
+            Json(BinaryContentOut::new(&base, record)),
+        )),
+        Err(err) => {
+            state.media.remove(&file.path).await;
+            Err(err)
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+    responses((status = 200, body = BinaryContentOut), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    Id(id): Id,
+) -> ApiResult<Json<BinaryContentOut>> {
+    let mut conn = state.db.acquire().await?;
+    let record = sql::get_binary_content(conn.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(BinaryContentOut::new(&base, record)))
+}
+
+/// Replaces the file when the form carries one; `required` says whether it must.
+async fn write(
+    state: AppState,
+    base: BaseUrl,
+    id: i64,
+    form: Result<Multipart, MultipartRejection>,
+    required: bool,
+) -> ApiResult<Json<BinaryContentOut>> {
+    let Some(file) = store_upload(&state, form).await? else {
+        if required {
+            return Err(no_file());
+        }
+        let mut conn = state.db.acquire().await?;
+        let record = sql::get_binary_content(conn.conn(), id)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+        return Ok(Json(BinaryContentOut::new(&base, record)));
+    };
+    let result = async {
+        let mut tx = state.db.begin().await?;
+        let replaced = content::replace_binary_content(&mut tx, id, &file).await?;
+        tx.commit().await?;
+        Ok::<_, ApiError>(replaced)
+    }
+    .await;
+    match result {
+        Ok((record, old_path)) => {
+            state.media.remove(&old_path).await;
+            Ok(Json(BinaryContentOut::new(&base, record)))
+        }
+        Err(err) => {
+            state.media.remove(&file.path).await;
+            Err(err)
+        }
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+    request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = BinaryContentOut)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    Id(id): Id,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Json<BinaryContentOut>> {
+    write(state, base, id, form, true).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+    request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = BinaryContentOut)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    Id(id): Id,
+    form: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Json<BinaryContentOut>> {
+    write(state, base, id, form, false).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404), (status = 409, description = "Still used by messages")))]
+pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    let path = content::delete_binary_content(&mut tx, id).await?;
+    tx.commit().await?;
+    state.media.remove(&path).await;
+    Ok(StatusCode::NO_CONTENT)
+}

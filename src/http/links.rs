@@ -1,0 +1,74 @@
+//! Absolute URLs for links in responses: from the configured public URL, or else from the
+//! request's Host header (as Django built them), https when USE_SSL is set.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::HOST;
+use axum::http::request::Parts;
+
+use super::error::ApiError;
+use super::AppState;
+
+/// The scheme and authority links start with, without a trailing slash.
+#[derive(Debug, Clone)]
+pub struct BaseUrl(pub String);
+
+impl BaseUrl {
+    /// `path` must start with '/'.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.0, path)
+    }
+}
+
+/// The configured public URL reduced to its origin: the original told operators to set
+/// `STAGE_BASED_MESSAGING_URL` to `https://host/api/v1/subscriptions` or `https://host/api/v1`.
+pub fn public_origin(configured: &str) -> String {
+    let mut url = configured.trim().trim_end_matches('/');
+    for suffix in ["/subscriptions", "/api/v1"] {
+        url = url.strip_suffix(suffix).unwrap_or(url);
+    }
+    url.to_string()
+}
+
+impl<S> FromRequestParts<S> for BaseUrl
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let settings = AppState::from_ref(state).settings;
+        if let Some(origin) = &settings.public_origin {
+            return Ok(BaseUrl(origin.clone()));
+        }
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        let scheme = if settings.use_ssl { "https" } else { "http" };
+        Ok(BaseUrl(format!("{scheme}://{host}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::public_origin;
+
+    #[test]
+    fn public_url_is_reduced_to_its_origin() {
+        assert_eq!(
+            public_origin("https://sbm.example.org/"),
+            "https://sbm.example.org"
+        );
+        assert_eq!(
+            public_origin("https://sbm.example.org/api/v1"),
+            "https://sbm.example.org"
+        );
+        assert_eq!(
+            public_origin("https://sbm.example.org/api/v1/subscriptions"),
+            "https://sbm.example.org"
+        );
+    }
+}

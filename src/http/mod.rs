@@ -1,0 +1,96 @@
+//! The HTTP API: routes, extractors, wire formats. One module per resource group; the wire
+//! structs live next to their handlers because their field names belong to the Django contract.
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod input;
+pub mod links;
+pub mod query;
+pub mod wire;
+
+mod binary_content;
+mod health;
+mod message_sets;
+mod messages;
+mod openapi;
+mod schedules;
+mod users;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::Method;
+use axum::Router;
+
+use crate::content::media::MediaStore;
+use crate::store::Db;
+pub use error::{ApiError, ApiResult};
+
+/// Settings the HTTP layer reads on every request.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Origin of the configured public URL, if any (see [`links::public_origin`]).
+    pub public_origin: Option<String>,
+    pub use_ssl: bool,
+    pub max_body_bytes: usize,
+    pub max_upload_bytes: usize,
+    pub page_size: i64,
+    pub max_page_size: i64,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<HttpSettings>,
+    pub media: MediaStore,
+}
+
+/// Every route of the API. Paths are written without their trailing slash: the app trims it
+/// before routing, so `/api/v1/schedule/` and `/api/v1/schedule` both work, as clients use both.
+pub fn router(state: AppState) -> Router {
+    let upload_limit = state.settings.max_upload_bytes;
+    Router::new()
+        .merge(schedules::router())
+        .merge(message_sets::router())
+        .merge(messages::router())
+        .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(users::router())
+        .merge(health::router())
+        .merge(openapi::router())
+        .nest_service(
+            "/media",
+            tower_http::services::ServeDir::new(state.media.root()),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+/// A record id from the path. Anything that is not a positive integer cannot name a record,
+/// so it gets the same 404 as a missing one (Django's URL patterns answered the same).
+pub struct Id(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(Id(id)),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}

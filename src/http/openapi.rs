@@ -1,0 +1,49 @@
+//! `GET /api/openapi.json`: the OpenAPI document, generated from the handlers' annotations.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{binary_content, health, message_sets, messages, schedules, users, AppState};
+
+struct TokenAuth;
+
+impl Modify for TokenAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`Token <key>`, as issued by `sbm token create` or POST /api/v1/user/token/",
+            ))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "sbm: Seed Stage-Based Messaging Store", description = "Wire-compatible with the Django original."),
+    modifiers(&TokenAuth),
+    security(("token" = [])),
+    paths(
+        schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy,
+        message_sets::list, message_sets::create, message_sets::retrieve, message_sets::replace, message_sets::update,
+        message_sets::destroy, message_sets::with_messages, message_sets::languages,
+        messages::list, messages::create, messages::retrieve, messages::replace, messages::update, messages::destroy,
+        messages::message_content,
+        binary_content::list, binary_content::create, binary_content::retrieve, binary_content::replace,
+        binary_content::update, binary_content::destroy,
+        users::create_token,
+        health::health, health::liveness,
+    )
+)]
+pub struct ApiDoc;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/openapi.json",
+        get(|| async { Json(ApiDoc::openapi()) }),
+    )
+}

@@ -1,0 +1,172 @@
+//! `/api/v1/schedule/`: the cron-like schedules messages are sent on.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::User;
+use super::body::Body;
+use super::input::{set, Input, Mode, Text};
+use super::query::{ListRequest, Paginated};
+use super::{ApiError, ApiResult, AppState, Id};
+use crate::content::{self, model::Schedule, model::ScheduleFields};
+use crate::store::content as sql;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/schedule", get(list).post(create))
+        .route(
+            "/api/v1/schedule/{id}",
+            get(retrieve).put(replace).patch(update).delete(destroy),
+        )
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduleOut {
+    pub id: i64,
+    /// `*` or a comma list of 0–59.
+    pub minute: String,
+    /// `*` or a comma list of 0–23.
+    pub hour: String,
+    /// `*` or a comma list of 1–7, 1 = Monday (0 is accepted for Sunday).
+    pub day_of_week: String,
+    /// `*` or a comma list of 1–31.
+    pub day_of_month: String,
+    /// `*` or a comma list of 1–12.
+    pub month_of_year: String,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Schedule> for ScheduleOut {
+    fn from(s: Schedule) -> Self {
+        ScheduleOut {
+            id: s.id,
+            minute: s.minute,
+            hour: s.hour,
+            day_of_week: s.day_of_week,
+            day_of_month: s.day_of_month,
+            month_of_year: s.month_of_year,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// Writable fields; each defaults to `*`.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct ScheduleIn {
+    minute: Option<String>,
+    hour: Option<String>,
+    day_of_week: Option<String>,
+    day_of_month: Option<String>,
+    month_of_year: Option<String>,
+}
+
+fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> ApiResult<()> {
+    let mut input = Input::new(body, mode)?;
+    let rule = Text::optional().not_blank().max(64);
+    set(&mut f.minute, input.text("minute", rule));
+    set(&mut f.hour, input.text("hour", rule));
+    set(&mut f.day_of_week, input.text("day_of_week", rule));
+    set(&mut f.day_of_month, input.text("day_of_month", rule));
+    set(&mut f.month_of_year, input.text("month_of_year", rule));
+    input.finish()
+}
+
+#[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Paginated<ScheduleOut>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: User,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<ScheduleOut>>> {
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_schedules(conn.conn(), req.slice).await?;
+    Ok(Json(req.respond(page, ScheduleOut::from)))
+}
+
+#[utoipa::path(post, path = "/api/v1/schedule/", tag = "content", request_body = ScheduleIn,
+    responses((status = 201, body = ScheduleOut), (status = 400, description = "Field errors")))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: User,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<ScheduleOut>)> {
+    let mut fields = ScheduleFields::default();
+    read_fields(&body, Mode::Create, &mut fields)?;
+    let mut tx = state.db.begin().await?;
+    let schedule = content::create_schedule(&mut tx, &fields).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(schedule.into())))
+}
+
+#[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+    responses((status = 200, body = ScheduleOut), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _: User,
+    Id(id): Id,
+) -> ApiResult<Json<ScheduleOut>> {
+    let mut conn = state.db.acquire().await?;
+    let schedule = sql::get_schedule(conn.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(schedule.into()))
+}
+
+async fn write(
+    state: AppState,
+    id: i64,
+    body: serde_json::Value,
+    mode: Mode,
+) -> ApiResult<Json<ScheduleOut>> {
+    let mut tx = state.db.begin().await?;
+    let existing = sql::get_schedule(tx.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let mut fields = ScheduleFields::from(&existing);
+    read_fields(&body, mode, &mut fields)?;
+    let schedule = content::update_schedule(&mut tx, id, &fields).await?;
+    tx.commit().await?;
+    Ok(Json(schedule.into()))
+}
+
+#[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+    request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    _: User,
+    Id(id): Id,
+    Body(body): Body,
+) -> ApiResult<Json<ScheduleOut>> {
+    write(state, id, body, Mode::Replace).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+    request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _: User,
+    Id(id): Id,
+    Body(body): Body,
+) -> ApiResult<Json<ScheduleOut>> {
+    write(state, id, body, Mode::Partial).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+    responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
+pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
+    let mut tx = state.db.begin().await?;
+    content::delete_schedule(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,54 @@
+//! `POST /api/v1/user/token/`: an admin creates (or reuses) a user by email and issues a token.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::auth::Admin;
+use super::body::Body;
+use super::input::{Input, Mode, Text};
+use super::{ApiResult, AppState};
+use crate::auth;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/user/token", post(create_token))
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenOut {
+    /// Shown once; only its hash is stored.
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/user/token/", tag = "auth", request_body = TokenRequest,
+    responses((status = 201, body = TokenOut), (status = 400, description = "Missing or invalid email"),
+              (status = 401), (status = 403, description = "Caller is not an admin")))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    _: Admin,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<TokenOut>)> {
+    let mut input = Input::new(&body, Mode::Create)?;
+    let email = input.text("email", Text::required());
+    input.finish()?;
+    let email = email.unwrap_or_default();
+    let mut tx = state.db.begin().await?;
+    let issued = auth::issue_token(&mut tx, &email, false).await?;
+    tx.commit().await?;
+    tracing::info!(email = %issued.user.email, "issued API token");
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenOut {
+            token: issued.token,
+        }),
+    ))
+}

@@ -1,0 +1,8 @@
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = sbm::cli::Cli::parse();
+    sbm::telemetry::init();
+    sbm::cli::run(cli).await
+}

@@ -1,0 +1,97 @@
+//! The few places where PostgreSQL and SQLite need different code.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::ConnectOptions;
+
+use super::{Backend, Db, PoolSettings, Result, Tx};
+
+pub(super) async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Db> {
+    Ok(match Backend::from_url(url)? {
+        Backend::Postgres => {
+            let options = PgConnectOptions::from_str(url)?
+                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(1));
+            let pool = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Db::Postgres(pool)
+        }
+        Backend::Sqlite => {
+            // WAL lets readers run beside the single writer; the busy timeout makes a second
+            // writer wait instead of failing at once; foreign keys are off by default in SQLite.
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .connect_with(options)
+                .await?;
+            Db::Sqlite(pool)
+        }
+    })
+}
+
+pub(super) async fn begin(db: &Db) -> Result<Tx> {
+    Ok(match db {
+        Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        // A deferred SQLite transaction that reads and then writes fails with SQLITE_BUSY when
+        // another connection committed in between; taking the write lock up front avoids that.
+        Db::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+    })
+}
+
+/// Unique constraints by name, with the column list SQLite reports for each in its error
+/// message ("UNIQUE constraint failed: message_set.short_name"), because SQLite does not
+/// report constraint names.
+const UNIQUE_CONSTRAINTS: &[(&str, &str)] = &[
+    ("app_user_email_key", "app_user.email"),
+    ("api_token_hash_key", "api_token.token_hash"),
+    ("message_set_short_name_key", "message_set.short_name"),
+    (
+        "message_set_sequence_lang_key",
+        "message.message_set_id, message.sequence_number, message.lang",
+    ),
+];
+
+/// The name of the unique constraint a database error reports, on either engine.
+pub(super) fn unique_constraint(err: &dyn sqlx::error::DatabaseError) -> Option<&'static str> {
+    if let Some(name) = err.constraint() {
+        return UNIQUE_CONSTRAINTS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(n, _)| *n);
+    }
+    let columns = err.message().strip_prefix("UNIQUE constraint failed: ")?;
+    UNIQUE_CONSTRAINTS
+        .iter()
+        .find(|(_, cols)| *cols == columns)
+        .map(|(n, _)| *n)
+}
+
+/// Whether the error means the database is busy or overloaded (worth a 503 and a retry),
+/// rather than a bug or bad data.
+pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
+    match err.code().as_deref() {
+        // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) and their extended codes.
+        Some(code)
+            if code
+                .parse::<i64>()
+                .map(|c| c & 0xff == 5 || c & 0xff == 6)
+                .unwrap_or(false) =>
+        {
+            true
+        }
+        // PostgreSQL: serialization failure, deadlock, too many connections, lock timeout.
+        Some("40001" | "40P01" | "53300" | "55P03") => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,61 @@
+//! Field-level validation errors, shaped like Django REST Framework's: each field maps to a list
+//! of messages, and errors about the object as a whole go under `non_field_errors`.
+
+use std::collections::BTreeMap;
+
+pub const NON_FIELD_ERRORS: &str = "non_field_errors";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct FieldErrors(BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::new();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_string())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (field, messages) in other.0 {
+            self.0.entry(field).or_default().extend(messages);
+        }
+    }
+
+    /// `Ok(())` when there are no errors, so that callers can `?` the result.
+    pub fn into_result(self) -> Result<(), FieldErrors> {
+        if self.is_empty() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
+    pub fn messages(&self, field: &str) -> &[String] {
+        self.0.get(field).map(Vec::as_slice).unwrap_or_default()
+    }
+}
+
+/// DRF's message for a reference to a row that does not exist.
+pub fn missing_pk(id: i64) -> String {
+    format!("Invalid pk \"{id}\" - object does not exist.")
+}
