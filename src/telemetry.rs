@@ -1,6 +1,8 @@
 //! Logging: human-readable lines by default, JSON lines with `SBM_LOG_FORMAT=json`; the level
 //! comes from `RUST_LOG` (default `info`).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -9,7 +11,8 @@ pub fn init() {
     let json = std::env::var("SBM_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let result = if json {
         builder.json().try_init()
     } else {

@@ -1,6 +1,6 @@
 //! Query strings: pagination (`limit`/`offset`, DRF's LimitOffsetPagination) and list filters.
 
-use axum::extract::{FromRequestParts, OriginalUri};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -176,11 +176,8 @@ where
         let base = BaseUrl::from_request_parts(parts, state).await?;
         let settings = <super::AppState as axum::extract::FromRef<S>>::from_ref(state).settings;
         let slice = params.slice(settings.page_size, settings.max_page_size)?;
-        let original = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map(|u| u.0.path().to_string());
-        let path = original.unwrap_or_else(|| parts.uri.path().to_string());
+        // The trailing slash was trimmed before routing; links carry it, as DRF's did.
+        let path = format!("{}/", parts.uri.path().trim_end_matches('/'));
         Ok(ListRequest {
             params,
             slice,

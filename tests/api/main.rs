@@ -1,0 +1,11 @@
+//! Black-box tests: the real server over HTTP, on SQLite and on PostgreSQL.
+
+mod helpers;
+
+mod auth;
+mod binary_content;
+mod cli;
+mod errors;
+mod message_sets;
+mod messages;
+mod schedules;
