@@ -110,6 +110,35 @@ pub async fn revoke(tx: &mut Tx, token_or_prefix: &str) -> Result<u64, store::Er
     }
 }
 
+/// The email of the admin created on a database that has no users.
+pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// On a database with no users, creates an admin and issues its token. Two processes starting
+/// at once on an empty database both try; only the one whose insert created the user issues a
+/// token.
+pub async fn bootstrap_admin(db: &Db) -> Result<Option<IssuedToken>, Error> {
+    let mut tx = db.begin().await?;
+    if users::count_users(tx.conn()).await? > 0 {
+        return Ok(None);
+    }
+    let (user, created) =
+        users::get_or_create_user(tx.conn(), FIRST_ADMIN_EMAIL, true, store::now()).await?;
+    if !created {
+        return Ok(None);
+    }
+    let token = new_token();
+    users::insert_token(
+        tx.conn(),
+        user.id,
+        &hash_token(&token),
+        &token[..PREFIX_LEN],
+        store::now(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Some(IssuedToken { token, user }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,33 +171,4 @@ mod tests {
         assert_eq!(hash_token(&t), hash_token(&t));
         assert_ne!(hash_token(&t), t);
     }
-}
-
-/// The email of the admin created on a database that has no users.
-pub const FIRST_ADMIN_EMAIL: &str = "admin@localhost";
-
-/// On a database with no users, creates an admin and issues its token. Two processes starting
-/// at once on an empty database both try; only the one whose insert created the user issues a
-/// token.
-pub async fn bootstrap_admin(db: &Db) -> Result<Option<IssuedToken>, Error> {
-    let mut tx = db.begin().await?;
-    if users::count_users(tx.conn()).await? > 0 {
-        return Ok(None);
-    }
-    let (user, created) =
-        users::get_or_create_user(tx.conn(), FIRST_ADMIN_EMAIL, true, store::now()).await?;
-    if !created {
-        return Ok(None);
-    }
-    let token = new_token();
-    users::insert_token(
-        tx.conn(),
-        user.id,
-        &hash_token(&token),
-        &token[..PREFIX_LEN],
-        store::now(),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Some(IssuedToken { token, user }))
 }

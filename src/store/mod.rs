@@ -137,8 +137,8 @@ impl Db {
 impl Tx {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Tx::Postgres(tx) => Conn::Postgres(&mut **tx),
-            Tx::Sqlite(tx) => Conn::Sqlite(&mut **tx),
+            Tx::Postgres(tx) => Conn::Postgres(tx),
+            Tx::Sqlite(tx) => Conn::Sqlite(tx),
         }
     }
 
@@ -154,8 +154,8 @@ impl Tx {
 impl Pooled {
     pub fn conn(&mut self) -> Conn<'_> {
         match self {
-            Pooled::Postgres(c) => Conn::Postgres(&mut **c),
-            Pooled::Sqlite(c) => Conn::Sqlite(&mut **c),
+            Pooled::Postgres(c) => Conn::Postgres(c),
+            Pooled::Sqlite(c) => Conn::Sqlite(c),
         }
     }
 }

@@ -55,6 +55,7 @@ fn serve(database_url: &str, media: &std::path::Path) -> (std::process::Child, S
                 .and_then(|rest| rest.split_whitespace().next());
             let Some(address) = address else {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("no address in {line:?}");
             };
             // Keep draining so the child never blocks on a full pipe.
@@ -63,6 +64,7 @@ fn serve(database_url: &str, media: &std::path::Path) -> (std::process::Child, S
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("sbm serve did not start:\n{printed}");
 }
 
