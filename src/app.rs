@@ -2,21 +2,27 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router, ServiceExt};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tower::Layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
 use crate::content::media::MediaStore;
+use crate::effects::Effects;
 use crate::http::{self, links, AppState, HttpSettings};
+use crate::jobs::worker::{JobContext, Worker};
+use crate::jobs::JobSettings;
+use crate::peers::Peers;
 use crate::store::Db;
 
 /// A bound, ready-to-run service.
@@ -24,6 +30,39 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     db: Db,
+    /// The embedded worker's context, unless `--no-worker`.
+    jobs: Option<Arc<JobContext>>,
+}
+
+/// What the worker needs, from the parts of the configuration that concern it.
+pub fn job_context(
+    db: Db,
+    peers: &PeersConfig,
+    worker: &WorkerConfig,
+    public_origin: String,
+    wake: Arc<Notify>,
+) -> JobContext {
+    let peer_clients = Peers::from_config(peers);
+    JobContext {
+        db,
+        effects: effects(&peer_clients, worker),
+        peers: peer_clients,
+        public_origin,
+        scheduler_inbound_token: peers
+            .scheduler_inbound_api_token
+            .clone()
+            .filter(|t| !t.is_empty()),
+        concurrency: worker.concurrency.max(1),
+        poll: Duration::from_millis(worker.poll_ms.max(1)),
+        wake,
+    }
+}
+
+fn effects(peers: &Peers, worker: &WorkerConfig) -> Effects {
+    Effects {
+        jobs: JobSettings::from(worker),
+        scheduler_mode: peers.scheduler.is_some(),
+    }
 }
 
 impl App {
@@ -47,19 +86,37 @@ impl App {
             page_size: http.page_size.max(1),
             max_page_size: http.max_page_size.max(1),
         };
+        let listener = TcpListener::bind(http.bind).await?;
+        let public_origin = match &settings.public_origin {
+            Some(origin) => origin.clone(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
+        let wake = Arc::new(Notify::new());
+        let jobs = job_context(
+            db.clone(),
+            &config.peers,
+            &config.worker,
+            public_origin,
+            wake.clone(),
+        );
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             media: MediaStore::new(config.media.media_root.clone()),
+            effects: Arc::new(jobs.effects.clone()),
+            scheduler_inbound_token: jobs.scheduler_inbound_token.clone(),
+            send_dedupe_window: Duration::from_secs(config.send.dedupe_window_secs),
+            wake,
         };
         let router = http::router(state)
             .layer(CatchPanicLayer::custom(|_| internal_error()))
             .layer(TraceLayer::new_for_http());
-        let listener = TcpListener::bind(http.bind).await?;
+        let jobs = (!config.no_worker).then(|| Arc::new(jobs));
         Ok(App {
             listener,
             router,
             db,
+            jobs,
         })
     }
 
@@ -82,12 +139,20 @@ impl App {
         // Trailing slashes are trimmed before routing, so that both `/api/v1/schedule/` and
         // `/api/v1/schedule` reach the same handler; that needs the layer around the router.
         let service = NormalizePathLayer::trim_trailing_slash().layer(self.router);
+        let worker = self
+            .jobs
+            .map(|ctx| tokio::spawn(Worker::new(ctx).run(shutdown.clone())));
+        let http_shutdown = shutdown.clone();
         axum::serve(
             self.listener,
             ServiceExt::<Request>::into_make_service(service),
         )
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .await?;
+        if let Some(worker) = worker {
+            shutdown.cancel();
+            let _ = worker.await;
+        }
         self.db.close().await;
         Ok(())
     }

@@ -5,7 +5,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App};
 use crate::auth;
-use crate::config::{DatabaseConfig, ServeConfig};
+use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
+use crate::jobs::worker::Worker;
 use crate::store::{users, Db};
 
 #[derive(Parser, Debug)]
@@ -26,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the HTTP API. With no configuration: an SQLite file sbm.db in the working directory.
     Serve(ServeConfig),
+    /// Run only the background jobs (sends, Scheduler calls), e.g. on another machine. Any
+    /// number of workers may share one PostgreSQL database.
+    Worker(WorkerCommand),
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage users.
@@ -34,6 +38,24 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerCommand {
+    #[command(flatten)]
+    pub peers: PeersConfig,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    /// [HTTP] Public base URL of the sbm API (for POST-back and media URLs given to peers).
+    #[arg(
+        long = "public-url",
+        env = "STAGE_BASED_MESSAGING_URL",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub public_url: String,
+    /// [Database] Do not apply pending migrations at start.
+    #[arg(long = "no-migrate", env = "SBM_NO_MIGRATE", action = clap::ArgAction::SetTrue)]
+    pub no_migrate: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -69,6 +91,7 @@ pub enum TokenCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(config) => serve(&cli.database, &config).await,
+        Command::Worker(command) => worker(&cli.database, &command).await,
         Command::Migrate => {
             let db = connect(&cli.database).await?;
             db.migrate().await?;
@@ -119,6 +142,26 @@ async fn serve(database: &DatabaseConfig, config: &ServeConfig) -> anyhow::Resul
         trigger.cancel();
     });
     app.run(shutdown).await
+}
+
+async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::Result<()> {
+    let db = connect(database).await?;
+    if !command.no_migrate {
+        db.migrate().await?;
+    }
+    let origin = crate::http::links::public_origin(&command.public_url);
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let ctx = app::job_context(db.clone(), &command.peers, &command.worker, origin, wake);
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        app::shutdown_signal().await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    });
+    Worker::new(std::sync::Arc::new(ctx)).run(shutdown).await;
+    db.close().await;
+    Ok(())
 }
 
 /// On a database with no users at all, creates an admin and prints its token once, so that a

@@ -133,6 +133,16 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     #[command(flatten)]
     pub media: MediaConfig,
+    #[command(flatten)]
+    pub peers: PeersConfig,
+    #[command(flatten)]
+    pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub send: SendConfig,
+
+    /// [Worker] Serve the API only; run the jobs in separate `sbm worker` processes.
+    #[arg(long = "no-worker", env = "SBM_NO_WORKER", action = clap::ArgAction::SetTrue)]
+    pub no_worker: bool,
 
     /// [Database] Do not apply pending migrations at start.
     #[arg(long = "no-migrate", env = "SBM_NO_MIGRATE", action = clap::ArgAction::SetTrue)]
@@ -149,5 +159,138 @@ mod tests {
         assert_eq!(parse_bool("False"), Ok(false));
         assert_eq!(parse_bool("1"), Ok(true));
         assert!(parse_bool("maybe").is_err());
+    }
+}
+
+/// The peer services (base URLs include their `/api/v1` prefix, as in the original).
+#[derive(Args, Debug, Clone, Default)]
+pub struct PeersConfig {
+    /// [Peers] Seed Scheduler base URL. When set, each subscription gets a Scheduler schedule
+    /// that POSTs back to /api/v1/subscriptions/{id}/send (the original's compatible mode).
+    #[arg(long = "scheduler-url", env = "SCHEDULER_URL")]
+    pub scheduler_url: Option<String>,
+    /// [Peers] Token sbm uses to call the Seed Scheduler.
+    #[arg(
+        long = "scheduler-api-token",
+        env = "SCHEDULER_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub scheduler_api_token: Option<String>,
+    /// [Peers] Token the Seed Scheduler presents on its POST-backs to sbm.
+    #[arg(
+        long = "scheduler-inbound-api-token",
+        env = "SCHEDULER_INBOUND_API_TOKEN",
+        hide_env_values = true
+    )]
+    pub scheduler_inbound_api_token: Option<String>,
+    /// [Peers] Seed Identity Store base URL (where subscribers' addresses are).
+    #[arg(long = "identity-store-url", env = "IDENTITY_STORE_URL")]
+    pub identity_store_url: Option<String>,
+    /// [Peers] Token for the Identity Store.
+    #[arg(
+        long = "identity-store-token",
+        env = "IDENTITY_STORE_TOKEN",
+        hide_env_values = true
+    )]
+    pub identity_store_token: Option<String>,
+    /// [Peers] Seed Message Sender base URL (where messages are sent).
+    #[arg(long = "message-sender-url", env = "MESSAGE_SENDER_URL")]
+    pub message_sender_url: Option<String>,
+    /// [Peers] Token for the Message Sender.
+    #[arg(
+        long = "message-sender-token",
+        env = "MESSAGE_SENDER_TOKEN",
+        hide_env_values = true
+    )]
+    pub message_sender_token: Option<String>,
+    /// [Peers] Timeout of each call to a peer, in milliseconds (the original used 30 s).
+    #[arg(
+        long = "peer-timeout-ms",
+        env = "SBM_PEER_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub peer_timeout_ms: u64,
+}
+
+/// The background worker that runs jobs.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerConfig {
+    /// [Worker] Jobs run at once by one worker process.
+    #[arg(
+        long = "worker-concurrency",
+        env = "SBM_WORKER_CONCURRENCY",
+        default_value_t = 32
+    )]
+    pub concurrency: usize,
+    /// [Worker] Milliseconds between looks at the queue when it was empty.
+    #[arg(
+        long = "worker-poll-ms",
+        env = "SBM_WORKER_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub poll_ms: u64,
+    /// [Worker] Seconds a claimed job stays with its worker; a worker that dies loses its jobs to
+    /// others after this long. Keep it well above the peer timeout.
+    #[arg(
+        long = "job-lease-secs",
+        env = "SBM_JOB_LEASE_SECS",
+        default_value_t = 300
+    )]
+    pub lease_secs: u64,
+    /// [Worker] Attempts before a job is kept as failed (the original: 1 + 5 retries).
+    #[arg(
+        long = "job-max-attempts",
+        env = "SBM_JOB_MAX_ATTEMPTS",
+        default_value_t = 6
+    )]
+    pub max_attempts: i32,
+    /// [Worker] Delay before the first retry, in milliseconds; doubles each retry, ±20 % jitter.
+    #[arg(
+        long = "job-retry-base-ms",
+        env = "SBM_JOB_RETRY_BASE_MS",
+        default_value_t = 5_000
+    )]
+    pub retry_base_ms: u64,
+    /// [Worker] Longest delay between retries, in milliseconds.
+    #[arg(
+        long = "job-retry-max-ms",
+        env = "SBM_JOB_RETRY_MAX_MS",
+        default_value_t = 300_000
+    )]
+    pub retry_max_ms: u64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: 32,
+            poll_ms: 1000,
+            lease_secs: 300,
+            max_attempts: 6,
+            retry_base_ms: 5_000,
+            retry_max_ms: 300_000,
+        }
+    }
+}
+
+/// What decides how sends behave.
+#[derive(Args, Debug, Clone)]
+pub struct SendConfig {
+    /// [Sending] A second send request for a subscription within this many seconds of the
+    /// previous one is a duplicate delivery (the Scheduler delivers at least once) and is ignored.
+    /// Keep it below the shortest schedule period (one minute).
+    #[arg(
+        long = "send-dedupe-window-secs",
+        env = "SBM_SEND_DEDUPE_WINDOW_SECS",
+        default_value_t = 55
+    )]
+    pub dedupe_window_secs: u64,
+}
+
+impl Default for SendConfig {
+    fn default() -> Self {
+        SendConfig {
+            dedupe_window_secs: 55,
+        }
     }
 }

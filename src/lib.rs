@@ -11,10 +11,22 @@ pub mod cli;
 pub mod config;
 /// Schedules, message sets, messages and binary content.
 pub mod content;
+/// The error domain modules return.
+pub mod domain;
+/// What follows each change: the one table from change to jobs.
+pub mod effects;
 /// The HTTP API.
 pub mod http;
+/// Durable jobs and the worker that runs them.
+pub mod jobs;
+/// Clients for the peer services.
+pub mod peers;
+/// Composing and sending one message.
+pub mod sending;
 /// Storage on PostgreSQL and SQLite.
 pub mod store;
+/// Subscriptions and their lifecycle.
+pub mod subscriptions;
 /// Logging set-up.
 pub mod telemetry;
 /// DRF-shaped validation errors.

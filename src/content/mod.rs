@@ -6,6 +6,7 @@ pub mod cron;
 pub mod media;
 pub mod model;
 
+pub use crate::domain::{Error, Result};
 use crate::store::content::{self as sql, Table};
 use crate::store::{self, Tx};
 use crate::validation::{missing_pk, FieldErrors, NON_FIELD_ERRORS};
@@ -14,53 +15,7 @@ use model::{
     StoredFile, Usage, CONTENT_TYPES,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid input")]
-    Invalid(FieldErrors),
-    #[error("not found")]
-    NotFound,
-    /// Deleting the record would orphan others; the text says which.
-    #[error("{0}")]
-    InUse(String),
-    #[error(transparent)]
-    Store(store::Error),
-}
-
-impl From<store::Error> for Error {
-    fn from(err: store::Error) -> Self {
-        match err {
-            store::Error::NotFound => Error::NotFound,
-            store::Error::Unique(constraint) => Error::Invalid(unique_error(constraint)),
-            other => Error::Store(other),
-        }
-    }
-}
-
-impl From<FieldErrors> for Error {
-    fn from(errors: FieldErrors) -> Self {
-        Error::Invalid(errors)
-    }
-}
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// The error a client sees when a unique constraint refuses a write (the original's wording).
-fn unique_error(constraint: &str) -> FieldErrors {
-    match constraint {
-        "message_set_short_name_key" => FieldErrors::single(
-            "short_name",
-            "message set with this short name already exists.",
-        ),
-        "message_set_sequence_lang_key" => FieldErrors::single(
-            NON_FIELD_ERRORS,
-            "The fields messageset, sequence_number, lang must make a unique set.",
-        ),
-        other => FieldErrors::single(NON_FIELD_ERRORS, format!("Duplicate value ({other}).")),
-    }
-}
-
-async fn check_reference(
+pub(crate) async fn check_reference(
     tx: &mut Tx,
     errors: &mut FieldErrors,
     field: &str,
@@ -118,9 +73,13 @@ pub async fn delete_schedule(tx: &mut Tx, id: i64) -> Result<()> {
         .await?
         .ok_or(Error::NotFound)?;
     let sets = sql::count_message_sets_on_schedule(tx.conn(), id).await?;
+    let subscriptions = crate::store::subscriptions::count_on_schedule(tx.conn(), id).await?;
     refuse_if_used(
         "schedule",
-        Usage(vec![("message set(s) as default_schedule", sets)]),
+        Usage(vec![
+            ("message set(s) as default_schedule", sets),
+            ("subscription(s)", subscriptions),
+        ]),
     )?;
     sql::delete_schedule(tx.conn(), id).await?;
     Ok(())
@@ -169,11 +128,13 @@ pub async fn delete_message_set(tx: &mut Tx, id: i64) -> Result<()> {
         .ok_or(Error::NotFound)?;
     let messages = sql::count_messages_in_set(tx.conn(), id).await?;
     let followers = sql::count_sets_followed_by(tx.conn(), id).await?;
+    let subscriptions = crate::store::subscriptions::count_on_message_set(tx.conn(), id).await?;
     refuse_if_used(
         "message set",
         Usage(vec![
             ("message(s)", messages),
             ("message set(s) as next_set", followers),
+            ("subscription(s)", subscriptions),
         ]),
     )?;
     sql::delete_message_set(tx.conn(), id).await?;

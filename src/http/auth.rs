@@ -94,3 +94,28 @@ where
         }
     }
 }
+
+/// Whoever may ask for a send: the Seed Scheduler with `SCHEDULER_INBOUND_API_TOKEN`, or any
+/// user.
+pub struct SendCaller;
+
+impl<S> FromRequestParts<S> for SendCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = presented_token(parts)?;
+        let app = AppState::from_ref(state);
+        // Comparing hashes keeps the comparison's timing independent of the secret.
+        let inbound = app.scheduler_inbound_token.as_deref().map(auth::hash_token);
+        if inbound.is_some_and(|hash| hash == auth::hash_token(&token)) {
+            return Ok(SendCaller);
+        }
+        User::from_request_parts(parts, state)
+            .await
+            .map(|_| SendCaller)
+    }
+}

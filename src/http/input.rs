@@ -233,6 +233,33 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// An integer field that may be null.
+    pub fn nullable_integer(&mut self, name: &str, min: Option<i64>) -> Option<Option<i64>> {
+        match self.fields.get(name)? {
+            Value::Null => Some(None),
+            _ => self.integer(name, false, min).map(Some),
+        }
+    }
+
+    /// A UUID, as text.
+    pub fn uuid(&mut self, name: &str, required: bool) -> Option<uuid::Uuid> {
+        let value = self.present(name, required)?;
+        match value
+            .as_str()
+            .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+        {
+            Some(id) => Some(id),
+            None if value.is_null() => {
+                self.errors.add(name, "This field may not be null.");
+                None
+            }
+            None => {
+                self.errors.add(name, "Must be a valid UUID.");
+                None
+            }
+        }
+    }
+
     /// A reference to another record by id, not null. Existence is checked by the domain.
     pub fn pk(&mut self, name: &str, required: bool) -> Option<i64> {
         match self.present(name, required)? {

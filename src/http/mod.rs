@@ -10,21 +10,27 @@ pub mod query;
 pub mod wire;
 
 mod binary_content;
+mod failed_tasks;
 mod health;
 mod message_sets;
 mod messages;
 mod openapi;
 mod schedules;
+mod subscriptions;
 mod users;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::Method;
 use axum::Router;
 
+use tokio::sync::Notify;
+
 use crate::content::media::MediaStore;
+use crate::effects::Effects;
 use crate::store::Db;
 pub use error::{ApiError, ApiResult};
 
@@ -45,6 +51,27 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<HttpSettings>,
     pub media: MediaStore,
+    pub effects: Arc<Effects>,
+    /// The token the Seed Scheduler presents on POST-backs.
+    pub scheduler_inbound_token: Option<String>,
+    /// A second send request within this long of the previous one is a duplicate.
+    pub send_dedupe_window: Duration,
+    /// Tells this process's worker that jobs were written.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// Starts the transaction of a write.
+    pub async fn begin(&self) -> ApiResult<crate::store::Tx> {
+        Ok(self.db.begin().await?)
+    }
+
+    /// Commits a write that may have written jobs, and wakes the local worker for them.
+    pub async fn commit(&self, tx: crate::store::Tx) -> ApiResult<()> {
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
 }
 
 /// Every route of the API. Paths are written without their trailing slash: the app trims it
@@ -56,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(message_sets::router())
         .merge(messages::router())
         .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(subscriptions::router())
+        .merge(failed_tasks::router())
         .merge(users::router())
         .merge(health::router())
         .merge(openapi::router())
@@ -92,5 +121,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
             Ok(id) if id > 0 => Ok(Id(id)),
             _ => Err(ApiError::NotFound),
         }
+    }
+}
+
+/// A UUID record id from the path; anything else gets 404.
+pub struct UuidId(pub uuid::Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for UuidId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        uuid::Uuid::parse_str(&raw)
+            .map(UuidId)
+            .map_err(|_| ApiError::NotFound)
     }
 }

@@ -5,7 +5,10 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{binary_content, health, message_sets, messages, schedules, users, AppState};
+use super::{
+    binary_content, failed_tasks, health, message_sets, messages, schedules, subscriptions, users,
+    AppState,
+};
 
 struct TokenAuth;
 
@@ -35,6 +38,9 @@ impl Modify for TokenAuth {
         messages::message_content,
         binary_content::list, binary_content::create, binary_content::retrieve, binary_content::replace,
         binary_content::update, binary_content::destroy,
+        subscriptions::list, subscriptions::create, subscriptions::hub_request, subscriptions::retrieve,
+        subscriptions::replace, subscriptions::update, subscriptions::destroy, subscriptions::send, subscriptions::resend,
+        failed_tasks::list, failed_tasks::requeue,
         users::create_token,
         health::health, health::liveness,
     )

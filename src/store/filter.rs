@@ -19,6 +19,10 @@ pub enum Op {
     Eq,
     AtLeast,
     AtMost,
+    /// The JSON object in the column has the key given as the (text) value.
+    HasKey,
+    /// The JSON object in the column is null or lacks the key.
+    LacksKey,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,7 @@ pub enum Value {
     Text(String),
     Bool(bool),
     Time(DateTime<Utc>),
+    Uuid(uuid::Uuid),
 }
 
 impl Condition {
@@ -46,20 +51,36 @@ where
     String: Encode<'a, DB> + Type<DB>,
     bool: Encode<'a, DB> + Type<DB>,
     DateTime<Utc>: Encode<'a, DB> + Type<DB>,
+    uuid::Uuid: Encode<'a, DB> + Type<DB>,
 {
+    let postgres = DB::NAME == "PostgreSQL";
     for (i, cond) in conditions.iter().enumerate() {
         qb.push(if i == 0 { " where " } else { " and " });
-        qb.push(cond.column);
-        qb.push(match cond.op {
-            Op::Eq => " = ",
-            Op::AtLeast => " >= ",
-            Op::AtMost => " <= ",
-        });
+        let column = cond.column;
+        match (cond.op, postgres) {
+            (Op::Eq, _) => qb.push(format_args!("{column} = ")),
+            (Op::AtLeast, _) => qb.push(format_args!("{column} >= ")),
+            (Op::AtMost, _) => qb.push(format_args!("{column} <= ")),
+            (Op::HasKey, true) => qb.push(format_args!("coalesce(jsonb_exists({column}, ")),
+            (Op::LacksKey, true) => qb.push(format_args!("not coalesce(jsonb_exists({column}, ")),
+            (Op::HasKey, false) => qb.push(format_args!(
+                "exists (select 1 from json_each({column}) where key = "
+            )),
+            (Op::LacksKey, false) => qb.push(format_args!(
+                "not exists (select 1 from json_each({column}) where key = "
+            )),
+        };
         match &cond.value {
             Value::Int(v) => qb.push_bind(*v),
             Value::Text(v) => qb.push_bind(v.clone()),
             Value::Bool(v) => qb.push_bind(*v),
             Value::Time(v) => qb.push_bind(*v),
+            Value::Uuid(v) => qb.push_bind(*v),
+        };
+        match (cond.op, postgres) {
+            (Op::HasKey | Op::LacksKey, true) => qb.push("), false)"),
+            (Op::HasKey | Op::LacksKey, false) => qb.push(")"),
+            _ => qb,
         };
     }
 }
@@ -78,6 +99,23 @@ where
         + Send
         + Unpin,
 {
+    count_and_page_ordered(conn, table, conditions, "id", slice).await
+}
+
+/// As [`count_and_page`], in the given order (which must end in a unique column).
+pub async fn count_and_page_ordered<T>(
+    conn: Conn<'_>,
+    table: &'static str,
+    conditions: &[Condition],
+    order_by: &'static str,
+    slice: Slice,
+) -> Result<Page<T>>
+where
+    T: for<'r> FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
     Ok(on_conn!(conn, c => {
         let mut count = QueryBuilder::new(format!("select count(*) from {table}"));
         push_where(&mut count, conditions);
@@ -85,7 +123,7 @@ where
 
         let mut page = QueryBuilder::new(format!("select * from {table}"));
         push_where(&mut page, conditions);
-        page.push(" order by id limit ").push_bind(slice.limit);
+        page.push(format_args!(" order by {order_by} limit ")).push_bind(slice.limit);
         page.push(" offset ").push_bind(slice.offset);
         let rows: Vec<T> = page.build_query_as().fetch_all(&mut *c).await?;
         Page { count, rows }

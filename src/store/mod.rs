@@ -11,6 +11,8 @@ mod error;
 pub mod filter;
 
 pub mod content;
+pub mod jobs;
+pub mod subscriptions;
 pub mod users;
 
 use std::time::Duration;
@@ -178,4 +180,13 @@ pub struct Page<T> {
 pub struct Slice {
     pub limit: i64,
     pub offset: i64,
+}
+
+impl Conn<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Postgres(_) => Backend::Postgres,
+            Conn::Sqlite(_) => Backend::Sqlite,
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use sbm::app::App;
-use sbm::config::{HttpConfig, MediaConfig, ServeConfig};
+use sbm::config::{HttpConfig, MediaConfig, PeersConfig, SendConfig, ServeConfig, WorkerConfig};
 use sbm::store::{Db, PoolSettings};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -149,8 +149,60 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             max_page_size: 1000,
         },
         media: MediaConfig { media_root },
+        peers: PeersConfig::default(),
+        worker: fast_worker(),
+        // Tests fire schedules back to back; the duplicate window has its own test.
+        send: SendConfig {
+            dedupe_window_secs: 0,
+        },
+        no_worker: false,
         no_migrate: true,
     }
+}
+
+/// A worker that looks at the queue often and retries within milliseconds.
+pub fn fast_worker() -> WorkerConfig {
+    WorkerConfig {
+        concurrency: 8,
+        poll_ms: 10,
+        lease_secs: 5,
+        max_attempts: 3,
+        retry_base_ms: 10,
+        retry_max_ms: 50,
+    }
+}
+
+/// The token the fake Scheduler presents on its POST-backs.
+pub const INBOUND_TOKEN: &str = "scheduler-inbound-token";
+
+/// Points the configuration at the fake peers.
+pub fn use_peers(config: &mut ServeConfig, peers: &crate::peers::FakePeers) {
+    config.peers = PeersConfig {
+        scheduler_url: Some(peers.scheduler_url()),
+        scheduler_api_token: Some("scheduler-token".into()),
+        scheduler_inbound_api_token: Some(INBOUND_TOKEN.into()),
+        identity_store_url: Some(peers.identity_store_url()),
+        identity_store_token: Some("identity-token".into()),
+        message_sender_url: Some(peers.message_sender_url()),
+        message_sender_token: Some("sender-token".into()),
+        peer_timeout_ms: 2_000,
+    };
+}
+
+/// Waits (up to 15 s) until `check` holds, polling.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting until {what}");
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {

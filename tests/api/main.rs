@@ -1,6 +1,7 @@
 //! Black-box tests: the real server over HTTP, on SQLite and on PostgreSQL.
 
 mod helpers;
+mod peers;
 
 mod auth;
 mod binary_content;
@@ -9,3 +10,5 @@ mod errors;
 mod message_sets;
 mod messages;
 mod schedules;
+mod sending;
+mod subscriptions;

@@ -1,0 +1,236 @@
+//! The one place that decides what follows each change. Domain code reports a [`Change`] inside
+//! its transaction; [`consequences`] (a plain table from change to jobs) says what must happen,
+//! and [`follow`] writes those jobs in the same transaction, so the change and its consequences
+//! commit together or not at all.
+
+use crate::jobs::{self, Job, JobSettings};
+use crate::store::{self, Tx};
+use crate::subscriptions::model::{status, Subscription};
+
+/// What the consequences depend on besides the change itself.
+#[derive(Debug, Clone)]
+pub struct Effects {
+    pub jobs: JobSettings,
+    /// Compatible mode: a Seed Scheduler is configured and drives sends with POST-backs.
+    pub scheduler_mode: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    SubscriptionCreated(&'a Subscription),
+    SubscriptionUpdated {
+        before: &'a Subscription,
+        after: &'a Subscription,
+    },
+    SubscriptionDeleted(&'a Subscription),
+    /// A send was asked for (Scheduler POST-back, tick, or resend).
+    SendRequested {
+        subscription: &'a Subscription,
+        resend: bool,
+        send_id: uuid::Uuid,
+    },
+    /// A send was asked for a subscription that no longer takes messages.
+    SendRefused(&'a Subscription),
+}
+
+fn stops_sending(before: &Subscription, after: &Subscription) -> bool {
+    let live = |s: &Subscription| s.is_live() && s.process_status != status::COMPLETED;
+    live(before) && !live(after)
+}
+
+/// The jobs a change calls for.
+pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
+    let disable = |s: &Subscription| {
+        s.scheduler_schedule_id().map(|id| Job::SchedulerDisable {
+            subscription_id: s.id,
+            scheduler_schedule_id: id.to_string(),
+        })
+    };
+    match change {
+        Change::SubscriptionCreated(s) => {
+            let wants_schedule =
+                effects.scheduler_mode && s.is_live() && s.process_status == status::READY;
+            wants_schedule
+                .then_some(Job::SchedulerCreate {
+                    subscription_id: s.id,
+                })
+                .into_iter()
+                .collect()
+        }
+        Change::SubscriptionUpdated { before, after } => {
+            if stops_sending(before, after) {
+                disable(after).into_iter().collect()
+            } else if before.schedule_id != after.schedule_id && after.is_live() {
+                after
+                    .scheduler_schedule_id()
+                    .map(|id| Job::SchedulerUpdate {
+                        subscription_id: after.id,
+                        scheduler_schedule_id: id.to_string(),
+                    })
+                    .into_iter()
+                    .collect()
+            } else {
+                Vec::new()
+            }
+        }
+        Change::SubscriptionDeleted(s) | Change::SendRefused(s) => disable(s).into_iter().collect(),
+        Change::SendRequested {
+            subscription,
+            resend,
+            send_id,
+        } => {
+            vec![Job::SendMessage {
+                subscription_id: subscription.id,
+                send_id,
+                resend,
+            }]
+        }
+    }
+}
+
+/// Writes the change's consequences in its transaction; returns how many jobs were new (a job
+/// equal to one already waiting is not written twice).
+pub async fn follow(tx: &mut Tx, effects: &Effects, change: Change<'_>) -> store::Result<usize> {
+    let mut written = 0;
+    for job in consequences(effects, change) {
+        if jobs::enqueue(tx, &effects.jobs, &job).await? {
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+    use std::time::Duration;
+    use uuid::Uuid;
+
+    fn effects(scheduler_mode: bool) -> Effects {
+        let jobs = JobSettings {
+            max_attempts: 3,
+            retry_base: Duration::from_millis(1),
+            retry_max: Duration::from_millis(1),
+            lease: Duration::from_secs(1),
+        };
+        Effects {
+            jobs,
+            scheduler_mode,
+        }
+    }
+
+    fn subscription(scheduler_id: Option<&str>) -> Subscription {
+        Subscription {
+            id: Uuid::new_v4(),
+            identity: Uuid::new_v4(),
+            version: 1,
+            message_set_id: 1,
+            next_sequence_number: 1,
+            initial_sequence_number: Some(1),
+            lang: "eng_ZA".into(),
+            active: true,
+            completed: false,
+            schedule_id: 1,
+            process_status: 0,
+            metadata: Some(sqlx::types::Json(match scheduler_id {
+                Some(id) => json!({"scheduler_schedule_id": id}),
+                None => json!({}),
+            })),
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            created_by: None,
+            updated_by: None,
+            send_requested_at: None,
+        }
+    }
+
+    #[test]
+    fn a_new_subscription_gets_a_scheduler_schedule_only_in_compatible_mode() {
+        let s = subscription(None);
+        assert_eq!(
+            consequences(&effects(true), Change::SubscriptionCreated(&s)),
+            vec![Job::SchedulerCreate {
+                subscription_id: s.id
+            }]
+        );
+        assert!(consequences(&effects(false), Change::SubscriptionCreated(&s)).is_empty());
+        let inactive = Subscription { active: false, ..s };
+        assert!(consequences(&effects(true), Change::SubscriptionCreated(&inactive)).is_empty());
+    }
+
+    #[test]
+    fn deactivating_completing_or_deleting_disables_the_scheduler_schedule() {
+        let before = subscription(Some("abc"));
+        let disable = vec![Job::SchedulerDisable {
+            subscription_id: before.id,
+            scheduler_schedule_id: "abc".into(),
+        }];
+        for after in [
+            Subscription {
+                active: false,
+                ..before.clone()
+            },
+            Subscription {
+                completed: true,
+                ..before.clone()
+            },
+            Subscription {
+                process_status: 2,
+                ..before.clone()
+            },
+        ] {
+            assert_eq!(
+                consequences(
+                    &effects(true),
+                    Change::SubscriptionUpdated {
+                        before: &before,
+                        after: &after
+                    }
+                ),
+                disable
+            );
+        }
+        assert_eq!(
+            consequences(&effects(true), Change::SubscriptionDeleted(&before)),
+            disable
+        );
+        let unchanged = Subscription {
+            lang: "zul_ZA".into(),
+            ..before.clone()
+        };
+        assert!(consequences(
+            &effects(true),
+            Change::SubscriptionUpdated {
+                before: &before,
+                after: &unchanged
+            }
+        )
+        .is_empty());
+        let no_id = subscription(None);
+        assert!(consequences(&effects(true), Change::SubscriptionDeleted(&no_id)).is_empty());
+    }
+
+    #[test]
+    fn a_schedule_change_moves_the_scheduler_schedule() {
+        let before = subscription(Some("abc"));
+        let after = Subscription {
+            schedule_id: 2,
+            ..before.clone()
+        };
+        assert_eq!(
+            consequences(
+                &effects(true),
+                Change::SubscriptionUpdated {
+                    before: &before,
+                    after: &after
+                }
+            ),
+            vec![Job::SchedulerUpdate {
+                subscription_id: before.id,
+                scheduler_schedule_id: "abc".into()
+            }]
+        );
+    }
+}

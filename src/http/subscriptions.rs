@@ -1,0 +1,372 @@
+//! `/api/v1/subscriptions/`: each person's subscription to a message set, the project hub's
+//! registration webhook, the Seed Scheduler's send POST-back, and resend.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{json, Value};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::{SendCaller, User};
+use super::body::Body;
+use super::input::{set, Input, Mode, Text};
+use super::links::BaseUrl;
+use super::query::{Filters, ListRequest, Paginated};
+use super::{ApiError, ApiResult, AppState, UuidId};
+use crate::store::filter::{Op, Value as FilterValue};
+use crate::store::subscriptions as sql;
+use crate::subscriptions::model::{Subscription, SubscriptionFields};
+use crate::subscriptions::{self, SendRequest};
+use crate::validation::FieldErrors;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/subscriptions", get(list).post(create))
+        .route("/api/v1/subscriptions/request", post(hub_request))
+        .route(
+            "/api/v1/subscriptions/{id}",
+            get(retrieve).put(replace).patch(update).delete(destroy),
+        )
+        .route("/api/v1/subscriptions/{id}/send", post(send))
+        .route("/api/v1/subscriptions/{id}/resend", post(resend))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionOut {
+    pub url: String,
+    pub id: Uuid,
+    pub version: i32,
+    pub identity: Uuid,
+    pub messageset: i64,
+    pub next_sequence_number: i32,
+    pub lang: String,
+    pub active: bool,
+    pub completed: bool,
+    pub schedule: i64,
+    /// -2, -1 error; 0 ready; 1 sending; 2 completed.
+    pub process_status: i16,
+    pub metadata: Option<Value>,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "super::wire::drf_time")]
+    pub updated_at: DateTime<Utc>,
+    pub initial_sequence_number: Option<i32>,
+    pub created_by: Option<i64>,
+    pub updated_by: Option<i64>,
+}
+
+impl SubscriptionOut {
+    fn new(base: &BaseUrl, s: Subscription) -> Self {
+        SubscriptionOut {
+            url: base.url(&format!("/api/v1/subscriptions/{}/", s.id)),
+            id: s.id,
+            version: s.version,
+            identity: s.identity,
+            messageset: s.message_set_id,
+            next_sequence_number: s.next_sequence_number,
+            lang: s.lang,
+            active: s.active,
+            completed: s.completed,
+            schedule: s.schedule_id,
+            process_status: s.process_status,
+            metadata: s.metadata.map(|m| m.0),
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+            initial_sequence_number: s.initial_sequence_number,
+            created_by: s.created_by,
+            updated_by: s.updated_by,
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SubscriptionIn {
+    identity: Uuid,
+    messageset: i64,
+    lang: String,
+    /// Default: the message set's default schedule.
+    schedule: Option<i64>,
+    next_sequence_number: Option<i32>,
+    /// Default: next_sequence_number.
+    initial_sequence_number: Option<i32>,
+    version: Option<i32>,
+    active: Option<bool>,
+    completed: Option<bool>,
+    process_status: Option<i16>,
+    /// `prepend_next_delivery` is sent before the next message, then cleared.
+    metadata: Option<Value>,
+}
+
+fn narrow<T: TryFrom<i64>>(input: &mut Input, name: &str, value: Option<i64>) -> Option<T> {
+    let value = value?;
+    match T::try_from(value) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            input.error(name, "Ensure this value is within range.");
+            None
+        }
+    }
+}
+
+fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) -> ApiResult<()> {
+    let mut input = Input::new(body, mode)?;
+    set(&mut f.identity, input.uuid("identity", true));
+    set(&mut f.message_set_id, input.pk("messageset", true));
+    set(&mut f.lang, input.text("lang", Text::required().max(6)));
+    if let Some(schedule) = input.pk("schedule", false) {
+        f.schedule_id = Some(schedule);
+    }
+    let next = input.integer("next_sequence_number", false, Some(1));
+    set(
+        &mut f.next_sequence_number,
+        narrow(&mut input, "next_sequence_number", next),
+    );
+    if let Some(initial) = input.nullable_integer("initial_sequence_number", Some(1)) {
+        f.initial_sequence_number = match initial {
+            Some(n) => narrow(&mut input, "initial_sequence_number", Some(n)),
+            None => None,
+        };
+    }
+    let version = input.integer("version", false, None);
+    set(&mut f.version, narrow(&mut input, "version", version));
+    set(&mut f.active, input.boolean("active", false));
+    set(&mut f.completed, input.boolean("completed", false));
+    let process_status = input.integer("process_status", false, None);
+    set(
+        &mut f.process_status,
+        narrow(&mut input, "process_status", process_status),
+    );
+    set(&mut f.metadata, input.nullable_object("metadata"));
+    input.finish()
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions",
+    params(("identity" = Option<Uuid>, Query), ("active" = Option<bool>, Query), ("completed" = Option<bool>, Query),
+           ("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query), ("process_status" = Option<i16>, Query),
+           ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query),
+           ("metadata_has_key" = Option<String>, Query), ("metadata_not_has_key" = Option<String>, Query),
+           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Paginated<SubscriptionOut>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<SubscriptionOut>>> {
+    let mut filters = Filters::new(&req.params)
+        .boolean("active", "active")
+        .boolean("completed", "completed")
+        .integer("messageset", "message_set_id")
+        .integer("schedule", "schedule_id")
+        .text("lang", "lang")
+        .integer("process_status", "process_status")
+        .time("created_after", "created_at", Op::AtLeast)
+        .time("created_before", "created_at", Op::AtMost);
+    for (param, op) in [
+        ("metadata_has_key", Op::HasKey),
+        ("metadata_not_has_key", Op::LacksKey),
+    ] {
+        if let Some(key) = req.params.get(param) {
+            filters.conditions.push(crate::store::filter::Condition {
+                column: "metadata",
+                op,
+                value: FilterValue::Text(key.to_string()),
+            });
+        }
+    }
+    let mut conditions = filters.finish()?;
+    if let Some(identity) = req.params.get("identity") {
+        let identity = Uuid::parse_str(identity.trim()).map_err(|_| {
+            ApiError::Invalid(FieldErrors::single("identity", "Enter a valid UUID."))
+        })?;
+        conditions.push(crate::store::filter::Condition::eq(
+            "identity",
+            FilterValue::Uuid(identity),
+        ));
+    }
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_subscriptions(conn.conn(), &conditions, req.slice).await?;
+    Ok(Json(req.respond(page, |s| SubscriptionOut::new(&base, s))))
+}
+
+async fn create_from(state: &AppState, user: i64, body: &Value) -> ApiResult<Subscription> {
+    let mut fields = SubscriptionFields::default();
+    read_fields(body, Mode::Create, &mut fields)?;
+    let mut tx = state.begin().await?;
+    let created = subscriptions::create(&mut tx, &state.effects, fields, Some(user)).await?;
+    state.commit(tx).await?;
+    Ok(created)
+}
+
+#[utoipa::path(post, path = "/api/v1/subscriptions/", tag = "subscriptions", request_body = SubscriptionIn,
+    responses((status = 201, body = SubscriptionOut), (status = 400, description = "Field errors")))]
+pub async fn create(
+    State(state): State<AppState>,
+    User(caller): User,
+    base: BaseUrl,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
+    let created = create_from(&state, caller.user_id, &body).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SubscriptionOut::new(&base, created)),
+    ))
+}
+
+/// The project hub's webhook: `{"hook": {...}, "data": {<subscription>}}`.
+#[utoipa::path(post, path = "/api/v1/subscriptions/request", tag = "subscriptions",
+    responses((status = 201, description = "{\"accepted\": true}"), (status = 400, description = "Field errors, or no data")))]
+pub async fn hub_request(
+    State(state): State<AppState>,
+    User(caller): User,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut data = match body.get("data") {
+        Some(data @ Value::Object(_)) => data.clone(),
+        Some(Value::Null) | None => {
+            return Err(ApiError::Invalid(FieldErrors::single(
+                "data",
+                "This field is required.",
+            )))
+        }
+        Some(_) => {
+            return Err(ApiError::Invalid(FieldErrors::single(
+                "data",
+                "Expected a JSON object.",
+            )))
+        }
+    };
+    // The hub's own id and timestamps are not ours; its absent metadata means an empty one.
+    if let Value::Object(map) = &mut data {
+        for read_only in [
+            "id",
+            "url",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "updated_by",
+        ] {
+            map.remove(read_only);
+        }
+    }
+    create_from(&state, caller.user_id, &data).await?;
+    Ok((StatusCode::CREATED, Json(json!({"accepted": true}))))
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
+    responses((status = 200, body = SubscriptionOut), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _: User,
+    base: BaseUrl,
+    UuidId(id): UuidId,
+) -> ApiResult<Json<SubscriptionOut>> {
+    let mut conn = state.db.acquire().await?;
+    let subscription = sql::get_subscription(conn.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(SubscriptionOut::new(&base, subscription)))
+}
+
+async fn write(
+    state: AppState,
+    user: i64,
+    base: BaseUrl,
+    id: Uuid,
+    body: Value,
+    mode: Mode,
+) -> ApiResult<Json<SubscriptionOut>> {
+    let mut tx = state.begin().await?;
+    let before = subscriptions::lock(&mut tx, id).await?;
+    let mut fields = SubscriptionFields::from(&before);
+    read_fields(&body, mode, &mut fields)?;
+    let after = subscriptions::update(&mut tx, &state.effects, &before, fields, Some(user)).await?;
+    state.commit(tx).await?;
+    Ok(Json(SubscriptionOut::new(&base, after)))
+}
+
+#[utoipa::path(put, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
+    request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+pub async fn replace(
+    State(state): State<AppState>,
+    User(caller): User,
+    base: BaseUrl,
+    UuidId(id): UuidId,
+    Body(body): Body,
+) -> ApiResult<Json<SubscriptionOut>> {
+    write(state, caller.user_id, base, id, body, Mode::Replace).await
+}
+
+#[utoipa::path(patch, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
+    request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+pub async fn update(
+    State(state): State<AppState>,
+    User(caller): User,
+    base: BaseUrl,
+    UuidId(id): UuidId,
+    Body(body): Body,
+) -> ApiResult<Json<SubscriptionOut>> {
+    write(state, caller.user_id, base, id, body, Mode::Partial).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn destroy(
+    State(state): State<AppState>,
+    _: User,
+    UuidId(id): UuidId,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.begin().await?;
+    subscriptions::delete(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The Seed Scheduler's POST-back: send the subscription its next message. Repeats of a
+/// request (the Scheduler delivers at least once) are accepted and add nothing.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = String, Path)),
+    responses((status = 201, description = "{\"accepted\": true}"), (status = 400, description = "{\"accepted\": false, \"reason\": ...}")))]
+pub async fn send(
+    State(state): State<AppState>,
+    _: SendCaller,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let refused = |reason: &str| {
+        Ok((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"accepted": false, "reason": reason})),
+        ))
+    };
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return refused("Missing subscription in control");
+    };
+    let mut tx = state.begin().await?;
+    let outcome =
+        subscriptions::request_send(&mut tx, &state.effects, id, state.send_dedupe_window).await?;
+    state.commit(tx).await?;
+    match outcome {
+        SendRequest::Accepted | SendRequest::Duplicate => {
+            Ok((StatusCode::CREATED, Json(json!({"accepted": true}))))
+        }
+        SendRequest::Refused(reason) => refused(reason),
+    }
+}
+
+/// Sends the subscription's current message again.
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/resend", tag = "subscriptions", params(("id" = Uuid, Path)),
+    responses((status = 202, description = "{\"accepted\": true}"), (status = 404)))]
+pub async fn resend(
+    State(state): State<AppState>,
+    _: User,
+    UuidId(id): UuidId,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut tx = state.begin().await?;
+    subscriptions::request_resend(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+}

@@ -1,0 +1,301 @@
+//! The worker: claims due jobs in batches, runs them concurrently under a limit, and records
+//! each outcome (done, retry later, failed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::{after, Job};
+use crate::effects::Effects;
+use crate::peers::{self, Peers};
+use crate::store::jobs::{self as sql, JobRow};
+use crate::store::{self, subscriptions as subscription_sql, Db, Tx};
+use crate::{domain, sending};
+
+/// What jobs need to run.
+pub struct JobContext {
+    pub db: Db,
+    pub peers: Peers,
+    pub effects: Effects,
+    /// Scheme and host of this service, for POST-back and media URLs given to peers.
+    pub public_origin: String,
+    /// The token the Seed Scheduler presents on its POST-backs.
+    pub scheduler_inbound_token: Option<String>,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// Wait between looks at an empty queue.
+    pub poll: Duration,
+    /// Woken when this process writes jobs, so they start without waiting for the next poll.
+    pub wake: Arc<Notify>,
+}
+
+/// Why a job did not succeed this time.
+#[derive(Debug)]
+pub struct Failure {
+    pub retryable: bool,
+    pub message: String,
+    /// The subscription's `process_status` to record with the failure, if any.
+    pub process_status: Option<i16>,
+}
+
+impl Failure {
+    pub fn permanent(message: impl Into<String>, process_status: Option<i16>) -> Self {
+        Failure {
+            retryable: false,
+            message: message.into(),
+            process_status,
+        }
+    }
+}
+
+impl From<peers::Error> for Failure {
+    fn from(err: peers::Error) -> Self {
+        Failure {
+            retryable: err.is_retryable(),
+            message: err.to_string(),
+            process_status: None,
+        }
+    }
+}
+
+impl From<store::Error> for Failure {
+    fn from(err: store::Error) -> Self {
+        Failure {
+            retryable: true,
+            message: format!("database: {err:?}"),
+            process_status: None,
+        }
+    }
+}
+
+impl From<domain::Error> for Failure {
+    fn from(err: domain::Error) -> Self {
+        Failure {
+            retryable: true,
+            message: format!("{err:?}"),
+            process_status: None,
+        }
+    }
+}
+
+/// A job held by this worker.
+pub struct Claim<'a> {
+    pub row: &'a JobRow,
+    pub worker: &'a str,
+}
+
+impl Claim<'_> {
+    /// Deletes the finished job in `tx`. `false` when this worker lost the job (its lease
+    /// expired and another worker took it): the caller must then roll back.
+    pub async fn finish(&self, tx: &mut Tx) -> Result<bool, Failure> {
+        Ok(sql::finish_job(tx.conn(), self.row.id, self.worker).await?)
+    }
+
+    /// Finishes a job that had nothing to write.
+    pub async fn finish_alone(&self, db: &Db) -> Result<(), Failure> {
+        let mut tx = db.begin().await?;
+        if self.finish(&mut tx).await? {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+pub struct Worker {
+    id: String,
+    ctx: Arc<JobContext>,
+    permits: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(ctx: Arc<JobContext>) -> Self {
+        let id = format!(
+            "worker-{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let permits = Arc::new(Semaphore::new(ctx.concurrency.max(1)));
+        Worker { id, ctx, permits }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Claims as many due jobs as there are free slots and starts them; returns how many.
+    pub async fn claim_and_start(&self) -> Result<usize, store::Error> {
+        let free = self.permits.available_permits();
+        if free == 0 {
+            return Ok(0);
+        }
+        let now = store::now();
+        let mut tx = self.ctx.db.begin().await?;
+        let rows = sql::claim_jobs(
+            tx.conn(),
+            &self.id,
+            now,
+            after(now, self.ctx.effects.jobs.lease),
+            free as i64,
+        )
+        .await?;
+        tx.commit().await?;
+        let claimed = rows.len();
+        for row in rows {
+            let permit = self
+                .permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let ctx = self.ctx.clone();
+            let worker = self.id.clone();
+            tokio::spawn(async move {
+                run_job(&ctx, &worker, &row).await;
+                drop(permit);
+            });
+        }
+        Ok(claimed)
+    }
+
+    /// Waits until every started job has ended.
+    pub async fn wait_idle(&self) {
+        let all = self.ctx.concurrency.max(1) as u32;
+        let _all = self
+            .permits
+            .acquire_many(all)
+            .await
+            .expect("the semaphore is never closed");
+    }
+
+    /// Runs every job that is due now, and the jobs those write, until none is due. For tests
+    /// and one-off runs.
+    pub async fn drain(&self) -> Result<(), store::Error> {
+        loop {
+            let started = self.claim_and_start().await?;
+            self.wait_idle().await;
+            if started == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs jobs until `shutdown`, then lets the running ones finish.
+    pub async fn run(self, shutdown: CancellationToken) {
+        tracing::info!(worker = %self.id, concurrency = self.ctx.concurrency, "worker started");
+        while !shutdown.is_cancelled() {
+            let started = match self.claim_and_start().await {
+                Ok(n) => n,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "could not claim jobs");
+                    0
+                }
+            };
+            if started > 0 && self.permits.available_permits() > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = tokio::time::sleep(self.ctx.poll) => {}
+                _ = self.ctx.wake.notified() => {}
+                // A slot came free: look for more work straight away.
+                permit = self.permits.clone().acquire_owned(), if started > 0 => drop(permit),
+            }
+        }
+        self.wait_idle().await;
+        tracing::info!(worker = %self.id, "worker stopped");
+    }
+}
+
+async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
+    let claim = Claim { row, worker };
+    let outcome = match serde_json::from_value::<Job>(row.payload.0.clone()) {
+        Err(err) => Err(Failure::permanent(format!("unreadable job: {err}"), None)),
+        Ok(_) if row.attempts > row.max_attempts => Err(Failure::permanent(
+            "the worker running this job stopped before it finished, too often",
+            None,
+        )),
+        Ok(job) => execute(ctx, &claim, job).await,
+    };
+    if let Err(failure) = outcome {
+        if let Err(err) = record_failure(ctx, &claim, &failure).await {
+            tracing::error!(job = row.id, error = ?err, "could not record a job failure; it runs again after its lease");
+        }
+    }
+}
+
+async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Failure> {
+    let span = tracing::info_span!(
+        "job",
+        id = claim.row.id,
+        kind = job.kind(),
+        attempt = claim.row.attempts
+    );
+    let _enter = span.enter();
+    match job {
+        Job::SchedulerCreate { subscription_id } => {
+            super::scheduler_sync::create(ctx, claim, subscription_id).await
+        }
+        Job::SchedulerDisable {
+            scheduler_schedule_id,
+            ..
+        } => {
+            ctx.peers
+                .scheduler()?
+                .disable_schedule(&scheduler_schedule_id)
+                .await?;
+            claim.finish_alone(&ctx.db).await
+        }
+        Job::SchedulerUpdate {
+            subscription_id,
+            scheduler_schedule_id,
+        } => {
+            super::scheduler_sync::update(ctx, claim, subscription_id, &scheduler_schedule_id).await
+        }
+        Job::SendMessage {
+            subscription_id,
+            send_id,
+            resend,
+        } => sending::job::send(ctx, claim, subscription_id, send_id, resend).await,
+    }
+}
+
+async fn record_failure(
+    ctx: &JobContext,
+    claim: &Claim<'_>,
+    failure: &Failure,
+) -> Result<(), store::Error> {
+    let row = claim.row;
+    let now = store::now();
+    let mut tx = ctx.db.begin().await?;
+    let retry = failure.retryable && row.attempts < row.max_attempts;
+    let held = if retry {
+        let run_at = after(now, ctx.effects.jobs.retry_delay(row.attempts));
+        tracing::warn!(job = row.id, kind = %row.kind, attempt = row.attempts, error = %failure.message, "job failed; will retry");
+        sql::retry_job(
+            tx.conn(),
+            row.id,
+            claim.worker,
+            run_at,
+            &failure.message,
+            now,
+        )
+        .await?
+    } else {
+        tracing::error!(job = row.id, kind = %row.kind, attempt = row.attempts, error = %failure.message, "job failed");
+        sql::fail_job(tx.conn(), row.id, claim.worker, &failure.message, now).await?
+    };
+    if !held {
+        return Ok(());
+    }
+    if let Some(subscription) = row.subscription_id.filter(|_| row.kind == "send_message") {
+        // A send that will be retried, or has failed for a reason other than the subscriber's
+        // data, leaves the subscription ready; -1/-2 mark a missing address or message.
+        let process_status = failure
+            .process_status
+            .unwrap_or(crate::subscriptions::model::status::READY);
+        subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
+    }
+    tx.commit().await
+}

@@ -1,0 +1,125 @@
+//! The send job: one message to one subscriber.
+//!
+//! 1. read the subscription, its set and the message for its sequence number and language;
+//! 2. ask the Identity Store for the subscriber's number;
+//! 3. post the outbound to the Message Sender, with a send id that stays the same on retries;
+//! 4. in one transaction: record the send (advance, or complete and start the next set) and
+//!    finish the job. A crash between 3 and 4 re-runs the job after its lease: the message may
+//!    then reach the Message Sender twice, but with the same send id, and the subscription
+//!    still advances once.
+
+use uuid::Uuid;
+
+use super::{outbound_body, Outbound};
+use crate::jobs::worker::{Claim, Failure, JobContext};
+use crate::store::{content as content_sql, subscriptions as sql};
+use crate::subscriptions::model::{status, PREPEND_KEY};
+use crate::subscriptions::{self, resend_sequence_number};
+
+pub async fn send(
+    ctx: &JobContext,
+    claim: &Claim<'_>,
+    subscription_id: Uuid,
+    send_id: Uuid,
+    resend: bool,
+) -> Result<(), Failure> {
+    let mut conn = ctx.db.acquire().await?;
+    let Some(subscription) = sql::get_subscription(conn.conn(), subscription_id).await? else {
+        drop(conn);
+        return claim.finish_alone(&ctx.db).await; // deleted since: nothing to send
+    };
+    if !resend && !subscription.is_live() {
+        drop(conn);
+        return claim.finish_alone(&ctx.db).await; // deactivated or completed since
+    }
+    let set = content_sql::get_message_set(conn.conn(), subscription.message_set_id)
+        .await?
+        .ok_or_else(|| {
+            Failure::permanent(
+                "the subscription's message set no longer exists",
+                Some(status::CONTENT_ERROR),
+            )
+        })?;
+    let sequence_number = if resend {
+        resend_sequence_number(&subscription)
+    } else {
+        subscription.next_sequence_number
+    };
+    let message = sql::find_message(conn.conn(), set.id, sequence_number, &subscription.lang)
+        .await?
+        .ok_or_else(|| {
+            let reason = format!(
+                "message set {} ({}) has no message {} in {}",
+                set.id, set.short_name, sequence_number, subscription.lang
+            );
+            Failure::permanent(reason, Some(status::CONTENT_ERROR))
+        })?;
+    let file_url = match message.binary_content_id {
+        Some(id) => content_sql::get_binary_content(conn.conn(), id)
+            .await?
+            .map(|b| format!("{}/media/{}", ctx.public_origin, b.path)),
+        None => None,
+    };
+    drop(conn);
+    if set.content_type == "audio" && file_url.is_none() {
+        let reason = format!(
+            "audio message {} of set {} has no binary content",
+            message.id, set.id
+        );
+        return Err(Failure::permanent(reason, Some(status::CONTENT_ERROR)));
+    }
+
+    let to_addr = ctx
+        .peers
+        .identity_store()?
+        .msisdn(subscription.identity)
+        .await?
+        .ok_or_else(|| {
+            let reason = format!(
+                "identity {} has no msisdn address to send to",
+                subscription.identity
+            );
+            Failure::permanent(reason, Some(status::ADDRESS_ERROR))
+        })?;
+
+    let prepend = if resend {
+        None
+    } else {
+        subscription.metadata_str(PREPEND_KEY)
+    };
+    let outbound = Outbound {
+        to_addr: &to_addr,
+        identity: subscription.identity,
+        channel: set.channel.as_deref(),
+        content_type: &set.content_type,
+        text: message.text_content.as_deref(),
+        file_url,
+        prepend,
+        message_metadata: message.metadata.as_ref().map(|m| &m.0),
+        send_id,
+        resend,
+    };
+    let outbound_id = ctx
+        .peers
+        .message_sender()?
+        .create_outbound(&outbound_body(&outbound))
+        .await?;
+    tracing::info!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
+
+    let mut tx = ctx.db.begin().await?;
+    if !resend {
+        let current = subscriptions::lock(&mut tx, subscription_id).await?;
+        subscriptions::record_sent(
+            &mut tx,
+            &ctx.effects,
+            &current,
+            sequence_number,
+            prepend.is_some(),
+        )
+        .await?;
+    }
+    if claim.finish(&mut tx).await? {
+        tx.commit().await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! SQL for the job queue.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::filter::count_and_page_ordered;
+use super::filter::{Condition, Value as FilterValue};
+use super::{on_conn, Conn, Page, Result, Slice};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    pub id: i64,
+    pub task_id: Uuid,
+    pub kind: String,
+    pub payload: Json<Value>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub locked_by: Option<String>,
+    pub last_error: Option<String>,
+    pub dedupe_key: Option<String>,
+    pub subscription_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+/// A job to insert.
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub payload: &'a Value,
+    pub max_attempts: i32,
+    pub run_at: DateTime<Utc>,
+    pub dedupe_key: Option<&'a str>,
+    pub subscription_id: Option<Uuid>,
+}
+
+/// Inserts the job; `false` when an unfinished job with the same dedupe key already exists.
+pub async fn insert_job(conn: Conn<'_>, job: &NewJob<'_>, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str =
+        "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
+        dedupe_key, subscription_id, created_at, updated_at) \
+        values ($1, $2, $3, 'pending', 0, $4, $5, $6, $7, $8, $8) \
+        on conflict (dedupe_key) where state in ('pending', 'running') do nothing";
+    let payload = Json(job.payload);
+    let done = on_conn!(conn, c => sqlx::query(SQL)
+        .bind(Uuid::new_v4()).bind(job.kind).bind(payload).bind(job.max_attempts).bind(job.run_at)
+        .bind(job.dedupe_key).bind(job.subscription_id).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Claims up to `limit` due jobs for `worker` until `lease_until`: pending jobs whose time has
+/// come, and running jobs whose worker let the lease expire (it died). Each claim counts as an
+/// attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once without
+/// taking the same job; SQLite's write lock serialises the claims instead.
+pub async fn claim_jobs(
+    conn: Conn<'_>,
+    worker: &str,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<JobRow>> {
+    const POSTGRES: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
+        locked_until = $2, updated_at = $3 \
+        where id in (select id from job \
+            where (state = 'pending' and run_at <= $3) or (state = 'running' and locked_until < $3) \
+            order by run_at, id limit $4 for update skip locked) \
+        returning *";
+    const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
+        locked_until = $2, updated_at = $3 \
+        where id in (select id from job \
+            where (state = 'pending' and run_at <= $3) or (state = 'running' and locked_until < $3) \
+            order by run_at, id limit $4) \
+        returning *";
+    Ok(match conn {
+        Conn::Postgres(c) => {
+            sqlx::query_as(POSTGRES)
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?
+        }
+        Conn::Sqlite(c) => {
+            sqlx::query_as(SQLITE)
+                .bind(worker)
+                .bind(lease_until)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *c)
+                .await?
+        }
+    })
+}
+
+/// Removes a finished job, if `worker` still holds it. `false` means the lease was lost and
+/// another worker has (or will have) the job.
+pub async fn finish_job(conn: Conn<'_>, id: i64, worker: &str) -> Result<bool> {
+    const SQL: &str = "delete from job where id = $1 and state = 'running' and locked_by = $2";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(worker).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Puts a job back to wait until `run_at`, recording why it failed this time.
+pub async fn retry_job(
+    conn: Conn<'_>,
+    id: i64,
+    worker: &str,
+    run_at: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "update job set state = 'pending', run_at = $3, last_error = $4, locked_by = null, \
+        locked_until = null, updated_at = $5 where id = $1 and state = 'running' and locked_by = $2";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(worker).bind(run_at).bind(error).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Marks a job failed for good (until someone re-queues it).
+pub async fn fail_job(
+    conn: Conn<'_>,
+    id: i64,
+    worker: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "update job set state = 'failed', last_error = $3, failed_at = $4, locked_by = null, \
+        locked_until = null, updated_at = $4 where id = $1 and state = 'running' and locked_by = $2";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(worker).bind(error).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+pub async fn list_failed_jobs(conn: Conn<'_>, slice: Slice) -> Result<Page<JobRow>> {
+    let failed = [Condition::eq("state", FilterValue::Text("failed".into()))];
+    count_and_page_ordered(conn, "job", &failed, "id", slice).await
+}
+
+/// Puts failed jobs back in the queue with fresh attempts; returns how many. Of several failed
+/// jobs with one dedupe key only the newest goes back, and none while an unfinished job holds the
+/// key (that one does the work).
+pub async fn requeue_failed_jobs(conn: Conn<'_>, now: DateTime<Utc>) -> Result<u64> {
+    const SQL: &str = "update job set state = 'pending', attempts = 0, run_at = $1, failed_at = null, updated_at = $1 \
+        where state = 'failed' \
+        and id in (select max(id) from job where state = 'failed' group by coalesce(dedupe_key, cast(id as text))) \
+        and (dedupe_key is null or not exists \
+            (select 1 from job other where other.dedupe_key = job.dedupe_key and other.state in ('pending', 'running')))";
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
+}
+
+/// How many jobs are in each state, and when the oldest pending one became due.
+pub async fn queue_depth(conn: Conn<'_>) -> Result<Vec<(String, i64)>> {
+    const SQL: &str = "select state, count(*) from job group by state order by state";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
+}

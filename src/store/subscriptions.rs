@@ -1,0 +1,193 @@
+//! SQL for subscriptions.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::filter::{count_and_page_ordered, Condition};
+use super::{on_conn, Conn, Page, Result, Slice};
+use crate::content::model::Message;
+use crate::subscriptions::model::{Subscription, SubscriptionFields};
+
+/// The columns written from [`SubscriptionFields`], after `id`.
+pub async fn insert_subscription(
+    conn: Conn<'_>,
+    id: Uuid,
+    f: &SubscriptionFields,
+    schedule_id: i64,
+    user: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Subscription> {
+    const SQL: &str =
+        "insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
+        initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, \
+        created_at, updated_at, created_by, updated_by) \
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14) returning *";
+    let metadata = f.metadata.clone().map(Json);
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL)
+        .bind(id).bind(f.identity).bind(f.version).bind(f.message_set_id).bind(f.next_sequence_number)
+        .bind(f.initial_sequence_number).bind(&f.lang).bind(f.active).bind(f.completed).bind(schedule_id)
+        .bind(f.process_status).bind(&metadata).bind(now).bind(user)
+        .fetch_one(&mut *c).await)?)
+}
+
+pub async fn update_subscription(
+    conn: Conn<'_>,
+    id: Uuid,
+    f: &SubscriptionFields,
+    schedule_id: i64,
+    user: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Subscription> {
+    const SQL: &str = "update subscription set identity = $2, version = $3, message_set_id = $4, \
+        next_sequence_number = $5, initial_sequence_number = $6, lang = $7, active = $8, completed = $9, \
+        schedule_id = $10, process_status = $11, metadata = $12, updated_at = $13, updated_by = $14 \
+        where id = $1 returning *";
+    let metadata = f.metadata.clone().map(Json);
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL)
+        .bind(id).bind(f.identity).bind(f.version).bind(f.message_set_id).bind(f.next_sequence_number)
+        .bind(f.initial_sequence_number).bind(&f.lang).bind(f.active).bind(f.completed).bind(schedule_id)
+        .bind(f.process_status).bind(&metadata).bind(now).bind(user)
+        .fetch_one(&mut *c).await)?)
+}
+
+pub async fn get_subscription(conn: Conn<'_>, id: Uuid) -> Result<Option<Subscription>> {
+    const SQL: &str = "select * from subscription where id = $1";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await)?)
+}
+
+/// Reads the row and, on PostgreSQL, locks it until the transaction ends, so that a
+/// read-modify-write (an API update, a send's advance) cannot lose a concurrent change. SQLite
+/// transactions here already hold the database's write lock.
+pub async fn lock_subscription(conn: Conn<'_>, id: Uuid) -> Result<Option<Subscription>> {
+    Ok(match conn {
+        Conn::Postgres(c) => {
+            sqlx::query_as("select * from subscription where id = $1 for update")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        }
+        Conn::Sqlite(c) => {
+            sqlx::query_as("select * from subscription where id = $1")
+                .bind(id)
+                .fetch_optional(&mut *c)
+                .await?
+        }
+    })
+}
+
+pub async fn list_subscriptions(
+    conn: Conn<'_>,
+    filters: &[Condition],
+    slice: Slice,
+) -> Result<Page<Subscription>> {
+    count_and_page_ordered(conn, "subscription", filters, "created_at, id", slice).await
+}
+
+pub async fn delete_subscription(conn: Conn<'_>, id: Uuid) -> Result<bool> {
+    const SQL: &str = "delete from subscription where id = $1";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// Records that a send was asked for, unless one was asked for after `window_start`; returns
+/// whether this request is the first in its window.
+pub async fn claim_send_request(
+    conn: Conn<'_>,
+    id: Uuid,
+    now: DateTime<Utc>,
+    window_start: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "update subscription set send_requested_at = $2 \
+        where id = $1 and (send_requested_at is null or send_requested_at <= $3)";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(now).bind(window_start).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+pub async fn set_process_status(
+    conn: Conn<'_>,
+    id: Uuid,
+    process_status: i16,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const SQL: &str = "update subscription set process_status = $2, updated_at = $3 where id = $1";
+    on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(process_status).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+pub async fn set_metadata(
+    conn: Conn<'_>,
+    id: Uuid,
+    metadata: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const SQL: &str = "update subscription set metadata = $2, updated_at = $3 where id = $1";
+    let metadata = metadata.cloned().map(Json);
+    on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(&metadata).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// What a successful send changes, written only if the subscription is still at the sequence
+/// number that was sent (so that a duplicate completion cannot advance it twice).
+pub struct Advance<'a> {
+    pub sent_sequence_number: i32,
+    pub next_sequence_number: i32,
+    pub completed: bool,
+    pub metadata: Option<&'a Value>,
+}
+
+pub async fn advance(
+    conn: Conn<'_>,
+    id: Uuid,
+    a: &Advance<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "update subscription set next_sequence_number = $3, completed = $4, \
+        active = case when $4 then false else active end, \
+        process_status = case when $4 then 2 else 0 end, metadata = $5, updated_at = $6 \
+        where id = $1 and next_sequence_number = $2";
+    let metadata = a.metadata.cloned().map(Json);
+    let done = on_conn!(conn, c => sqlx::query(SQL)
+        .bind(id).bind(a.sent_sequence_number).bind(a.next_sequence_number).bind(a.completed)
+        .bind(&metadata).bind(now)
+        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+/// The message a subscription at `sequence_number` in `lang` gets.
+pub async fn find_message(
+    conn: Conn<'_>,
+    message_set_id: i64,
+    sequence_number: i32,
+    lang: &str,
+) -> Result<Option<Message>> {
+    const SQL: &str =
+        "select * from message where message_set_id = $1 and sequence_number = $2 and lang = $3";
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(message_set_id).bind(sequence_number).bind(lang).fetch_optional(&mut *c).await)?,
+    )
+}
+
+/// The highest sequence number of a set in one language: the last message a subscription gets.
+pub async fn last_sequence_number(
+    conn: Conn<'_>,
+    message_set_id: i64,
+    lang: &str,
+) -> Result<Option<i32>> {
+    const SQL: &str =
+        "select max(sequence_number) from message where message_set_id = $1 and lang = $2";
+    Ok(
+        on_conn!(conn, c => sqlx::query_scalar(SQL).bind(message_set_id).bind(lang).fetch_one(&mut *c).await)?,
+    )
+}
+
+pub async fn count_on_schedule(conn: Conn<'_>, schedule_id: i64) -> Result<i64> {
+    const SQL: &str = "select count(*) from subscription where schedule_id = $1";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(schedule_id).fetch_one(&mut *c).await)?)
+}
+
+pub async fn count_on_message_set(conn: Conn<'_>, message_set_id: i64) -> Result<i64> {
+    const SQL: &str = "select count(*) from subscription where message_set_id = $1";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(message_set_id).fetch_one(&mut *c).await)?)
+}

@@ -1,0 +1,279 @@
+//! Subscriptions: creating, changing and deleting them, asking for sends, and recording a send
+//! (advancing the sequence, completing the set, starting the next set). Every function takes the
+//! caller's transaction and reports its changes to [`effects`](crate::effects).
+
+pub mod model;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::content::{check_reference, is_language_code, LANGUAGE_ERROR};
+pub use crate::domain::{Error, Result};
+use crate::effects::{follow, Change, Effects};
+use crate::store::content::{self as content_sql, Table};
+use crate::store::subscriptions::{self as sql, Advance};
+use crate::store::{self, Tx};
+use crate::validation::FieldErrors;
+use model::{status, Subscription, SubscriptionFields, PREPEND_KEY};
+
+async fn validate(tx: &mut Tx, f: &SubscriptionFields) -> Result<()> {
+    let mut errors = FieldErrors::new();
+    if f.next_sequence_number < 1 {
+        errors.add(
+            "next_sequence_number",
+            "Ensure this value is greater than or equal to 1.",
+        );
+    }
+    if f.initial_sequence_number.is_some_and(|n| n < 1) {
+        errors.add(
+            "initial_sequence_number",
+            "Ensure this value is greater than or equal to 1.",
+        );
+    }
+    if !is_language_code(&f.lang) {
+        errors.add("lang", LANGUAGE_ERROR);
+    }
+    if !status::ALL.contains(&f.process_status) {
+        errors.add(
+            "process_status",
+            format!("\"{}\" is not a valid choice.", f.process_status),
+        );
+    }
+    if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        errors.add("metadata", "Expected a JSON object.");
+    }
+    check_reference(
+        tx,
+        &mut errors,
+        "messageset",
+        Table::MessageSet,
+        f.message_set_id,
+    )
+    .await?;
+    if let Some(schedule) = f.schedule_id {
+        check_reference(tx, &mut errors, "schedule", Table::Schedule, schedule).await?;
+    }
+    Ok(errors.into_result()?)
+}
+
+/// The schedule to store: the one given, or the message set's default.
+async fn schedule_for(tx: &mut Tx, f: &SubscriptionFields) -> Result<i64> {
+    match f.schedule_id {
+        Some(id) => Ok(id),
+        None => {
+            let set = content_sql::get_message_set(tx.conn(), f.message_set_id)
+                .await?
+                .ok_or(Error::NotFound)?;
+            Ok(set.default_schedule_id)
+        }
+    }
+}
+
+pub async fn create(
+    tx: &mut Tx,
+    effects: &Effects,
+    mut f: SubscriptionFields,
+    user: Option<i64>,
+) -> Result<Subscription> {
+    validate(tx, &f).await?;
+    f.initial_sequence_number = f.initial_sequence_number.or(Some(f.next_sequence_number));
+    let schedule = schedule_for(tx, &f).await?;
+    let created =
+        sql::insert_subscription(tx.conn(), Uuid::new_v4(), &f, schedule, user, store::now())
+            .await?;
+    follow(tx, effects, Change::SubscriptionCreated(&created)).await?;
+    Ok(created)
+}
+
+/// Reads and locks a subscription for a read-modify-write in this transaction.
+pub async fn lock(tx: &mut Tx, id: Uuid) -> Result<Subscription> {
+    sql::lock_subscription(tx.conn(), id)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// Writes new fields over `before` (read with [`lock`] in the same transaction).
+pub async fn update(
+    tx: &mut Tx,
+    effects: &Effects,
+    before: &Subscription,
+    f: SubscriptionFields,
+    user: Option<i64>,
+) -> Result<Subscription> {
+    validate(tx, &f).await?;
+    let schedule = schedule_for(tx, &f).await?;
+    let after =
+        sql::update_subscription(tx.conn(), before.id, &f, schedule, user, store::now()).await?;
+    follow(
+        tx,
+        effects,
+        Change::SubscriptionUpdated {
+            before,
+            after: &after,
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
+pub async fn delete(tx: &mut Tx, effects: &Effects, id: Uuid) -> Result<()> {
+    let subscription = lock(tx, id).await?;
+    sql::delete_subscription(tx.conn(), id).await?;
+    follow(tx, effects, Change::SubscriptionDeleted(&subscription)).await?;
+    Ok(())
+}
+
+/// The answer to a send request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendRequest {
+    /// A send job was written.
+    Accepted,
+    /// A send for this subscription is already waiting or running, or was asked for moments
+    /// ago: this request is a repeat and adds nothing.
+    Duplicate,
+    /// The subscription takes no sends; the reason is for the caller.
+    Refused(&'static str),
+}
+
+/// Asks for the subscription's next message to be sent. `window` is how long after one request
+/// another counts as its duplicate (the Seed Scheduler delivers at least once).
+pub async fn request_send(
+    tx: &mut Tx,
+    effects: &Effects,
+    id: Uuid,
+    window: Duration,
+) -> Result<SendRequest> {
+    let Some(subscription) = sql::lock_subscription(tx.conn(), id).await? else {
+        return Ok(SendRequest::Refused("Missing subscription in control"));
+    };
+    if !subscription.is_live() {
+        follow(tx, effects, Change::SendRefused(&subscription)).await?;
+        let reason = if subscription.completed {
+            "Subscription is completed"
+        } else {
+            "Subscription is not active"
+        };
+        return Ok(SendRequest::Refused(reason));
+    }
+    let now = store::now();
+    let window_start = now - chrono::Duration::from_std(window).unwrap_or_default();
+    if !sql::claim_send_request(tx.conn(), id, now, window_start).await? {
+        return Ok(SendRequest::Duplicate);
+    }
+    enqueue_send(tx, effects, &subscription, false).await
+}
+
+/// Asks for the subscription's current message to be sent again (without advancing).
+pub async fn request_resend(tx: &mut Tx, effects: &Effects, id: Uuid) -> Result<SendRequest> {
+    let subscription = lock(tx, id).await?;
+    enqueue_send(tx, effects, &subscription, true).await
+}
+
+async fn enqueue_send(
+    tx: &mut Tx,
+    effects: &Effects,
+    subscription: &Subscription,
+    resend: bool,
+) -> Result<SendRequest> {
+    let change = Change::SendRequested {
+        subscription,
+        resend,
+        send_id: Uuid::new_v4(),
+    };
+    if follow(tx, effects, change).await? == 0 {
+        return Ok(SendRequest::Duplicate);
+    }
+    if !resend {
+        sql::set_process_status(tx.conn(), subscription.id, status::IN_PROCESS, store::now())
+            .await?;
+    }
+    Ok(SendRequest::Accepted)
+}
+
+/// The sequence number a resend sends: the last message sent (the current one when the
+/// subscription has completed, as completing does not advance).
+pub fn resend_sequence_number(s: &Subscription) -> i32 {
+    if s.completed {
+        s.next_sequence_number
+    } else {
+        (s.next_sequence_number - 1)
+            .max(s.initial_sequence_number.unwrap_or(1))
+            .max(1)
+    }
+}
+
+/// Records that message `sent` was accepted for `before` (locked in this transaction): moves
+/// to the next message, or completes the set and starts the next one. Clears a prepended text
+/// that went out with it. Does nothing if the subscription has already moved past `sent`.
+pub async fn record_sent(
+    tx: &mut Tx,
+    effects: &Effects,
+    before: &Subscription,
+    sent: i32,
+    prepend_used: bool,
+) -> Result<()> {
+    let last = sql::last_sequence_number(tx.conn(), before.message_set_id, &before.lang).await?;
+    let completed = last.is_none_or(|last| sent >= last);
+    let mut metadata = before.metadata.as_ref().map(|m| m.0.clone());
+    if prepend_used {
+        if let Some(Value::Object(map)) = metadata.as_mut() {
+            map.remove(PREPEND_KEY);
+        }
+    }
+    let advance = Advance {
+        sent_sequence_number: sent,
+        next_sequence_number: if completed { sent } else { sent + 1 },
+        completed,
+        metadata: metadata.as_ref(),
+    };
+    if !sql::advance(tx.conn(), before.id, &advance, store::now()).await? {
+        return Ok(());
+    }
+    let after = lock(tx, before.id).await?;
+    follow(
+        tx,
+        effects,
+        Change::SubscriptionUpdated {
+            before,
+            after: &after,
+        },
+    )
+    .await?;
+    if completed {
+        start_next_set(tx, effects, &after).await?;
+    }
+    Ok(())
+}
+
+/// When a completed subscription's set has a `next_set`, subscribes the same identity to it
+/// from the first message, on that set's default schedule.
+async fn start_next_set(
+    tx: &mut Tx,
+    effects: &Effects,
+    finished: &Subscription,
+) -> Result<Option<Subscription>> {
+    let set = content_sql::get_message_set(tx.conn(), finished.message_set_id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let Some(next_set) = set.next_set_id else {
+        return Ok(None);
+    };
+    let Some(next) = content_sql::get_message_set(tx.conn(), next_set).await? else {
+        return Ok(None);
+    };
+    let fields = SubscriptionFields {
+        identity: finished.identity,
+        version: finished.version,
+        message_set_id: next.id,
+        next_sequence_number: 1,
+        initial_sequence_number: Some(1),
+        lang: finished.lang.clone(),
+        schedule_id: Some(next.default_schedule_id),
+        ..SubscriptionFields::default()
+    };
+    create(tx, effects, fields, finished.created_by)
+        .await
+        .map(Some)
+}
