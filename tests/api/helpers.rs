@@ -294,6 +294,10 @@ async fn reply(response: reqwest::Response) -> Reply {
 }
 
 impl TestApp {
+    pub fn database_url(&self) -> &str {
+        self._database.url()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

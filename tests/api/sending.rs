@@ -25,6 +25,7 @@ on_both_backends!(
     the_send_endpoint_takes_the_scheduler_token_and_refuses_unknown_subscriptions,
     a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease,
     two_workers_on_one_database_never_send_a_message_twice,
+    a_worker_process_killed_mid_send_leaves_the_send_to_another_worker,
 );
 
 const IDENTITY: &str = "3f4b1c2e-7a1d-4c55-9d3e-0a1b2c3d4e5f";
@@ -346,7 +347,7 @@ async fn a_failing_message_sender_is_retried_and_the_message_goes_out_once(backe
     let set = w.text_set("set", 3).await;
     let id = w.subscribe(json!({"messageset": set})).await;
     let scheduler_id = w.scheduler_id(&id).await;
-    w.peers.fail_sends(&[500, 502]);
+    w.peers.fail_sends(&[500, 0]); // 0: no answer before the peer timeout
     w.peers.fire(&scheduler_id).await;
     w.outbound_count_becomes(1).await;
     w.next_sequence_becomes(&id, 2).await;
@@ -679,4 +680,70 @@ async fn two_workers_on_one_database_never_send_a_message_twice(backend: Backend
     for id in &ids {
         assert_eq!(w.subscription(id).await["next_sequence_number"], 2);
     }
+}
+
+/// The job's state and holder, read straight from the database.
+async fn send_job_state(w: &World) -> Option<(String, Option<String>)> {
+    const SQL: &str = "select state, locked_by from job where kind = 'send_message'";
+    match &w.app.db {
+        sbm::store::Db::Postgres(pool) => sqlx::query_as(SQL).fetch_optional(pool).await.unwrap(),
+        sbm::store::Db::Sqlite(pool) => sqlx::query_as(SQL).fetch_optional(pool).await.unwrap(),
+    }
+}
+
+async fn a_worker_process_killed_mid_send_leaves_the_send_to_another_worker(backend: Backend) {
+    let Some(w) = world_with(backend, |c| {
+        c.no_worker = true;
+        c.peers.scheduler_url = None;
+    })
+    .await
+    else {
+        return;
+    };
+    let set = w.text_set("set", 3).await;
+    let id = w.subscribe(json!({"messageset": set})).await;
+
+    // A separate `sbm worker` process, whose Message Sender call hangs.
+    w.peers.fail_sends(&[0]);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
+        .arg("worker")
+        .env_clear()
+        .env("DATABASE_URL", w.app.database_url())
+        .env("IDENTITY_STORE_URL", w.peers.identity_store_url())
+        .env("MESSAGE_SENDER_URL", w.peers.message_sender_url())
+        .env("STAGE_BASED_MESSAGING_URL", &w.app.address)
+        .env("SBM_PEER_TIMEOUT_MS", "20000")
+        .env("SBM_JOB_LEASE_SECS", "1")
+        .env("SBM_WORKER_POLL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("sbm worker starts");
+    w.app
+        .call(
+            Method::POST,
+            &format!("/api/v1/subscriptions/{id}/send"),
+            Some(json!({})),
+        )
+        .await
+        .expect(201);
+    let pid = child.id().to_string();
+    eventually("the worker process holds the send", || async {
+        send_job_state(&w).await.is_some_and(|(state, holder)| {
+            state == "running" && holder.is_some_and(|h| h.contains(&pid))
+        })
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL: no chance to clean up
+    child.wait().unwrap();
+    assert!(w.peers.outbounds().is_empty());
+
+    // Another worker takes the send over once the dead one's lease has run out.
+    let worker = sbm::jobs::worker::Worker::new(job_context(&w));
+    eventually("another worker finishes the send", || async {
+        worker.drain().await.unwrap();
+        w.peers.outbounds().len() == 1
+    })
+    .await;
+    assert_eq!(w.subscription(&id).await["next_sequence_number"], 2);
+    assert_eq!(w.peers.outbounds()[0]["content"], "Message 1");
 }
