@@ -20,7 +20,7 @@ use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
 use crate::content::media::MediaStore;
 use crate::effects::Effects;
 use crate::http::{self, links, AppState, HttpSettings};
-use crate::jobs::worker::{JobContext, Worker};
+use crate::jobs::worker::JobContext;
 use crate::jobs::JobSettings;
 use crate::peers::Peers;
 use crate::store::Db;
@@ -55,6 +55,9 @@ pub fn job_context(
         concurrency: worker.concurrency.max(1),
         poll: Duration::from_millis(worker.poll_ms.max(1)),
         wake,
+        send_rate: crate::sending::rate::RateLimiter::per_second(worker.send_rate_limit),
+        tick_interval: Duration::from_secs(worker.tick_interval_secs.max(1)),
+        catch_up: Duration::from_secs(worker.catch_up_secs),
     }
 }
 
@@ -141,7 +144,7 @@ impl App {
         let service = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let worker = self
             .jobs
-            .map(|ctx| tokio::spawn(Worker::new(ctx).run(shutdown.clone())));
+            .map(|ctx| tokio::spawn(crate::jobs::run_background(ctx, shutdown.clone())));
         let http_shutdown = shutdown.clone();
         axum::serve(
             self.listener,

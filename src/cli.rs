@@ -6,7 +6,6 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, App};
 use crate::auth;
 use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
-use crate::jobs::worker::Worker;
 use crate::store::{users, Db};
 
 #[derive(Parser, Debug)]
@@ -159,7 +158,7 @@ async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::R
         tracing::info!("shutting down");
         trigger.cancel();
     });
-    Worker::new(std::sync::Arc::new(ctx)).run(shutdown).await;
+    crate::jobs::run_background(std::sync::Arc::new(ctx), shutdown).await;
     db.close().await;
     Ok(())
 }

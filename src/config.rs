@@ -258,6 +258,30 @@ pub struct WorkerConfig {
         default_value_t = 300_000
     )]
     pub retry_max_ms: u64,
+    /// [Worker] Most messages per second sent to the Message Sender by one worker (its channels
+    /// have rate limits); 0 means no limit.
+    #[arg(
+        long = "send-rate-limit",
+        env = "SBM_SEND_RATE_LIMIT",
+        default_value_t = 0.0
+    )]
+    pub send_rate_limit: f64,
+    /// [Scheduler] Seconds between evaluations of the schedules by the built-in scheduler (used
+    /// when SCHEDULER_URL is not set).
+    #[arg(
+        long = "tick-interval-secs",
+        env = "SBM_TICK_INTERVAL_SECS",
+        default_value_t = 5
+    )]
+    pub tick_interval_secs: u64,
+    /// [Scheduler] After downtime, a missed due minute younger than this many seconds still fires
+    /// (once); older ones are skipped and logged.
+    #[arg(
+        long = "catch-up-secs",
+        env = "SBM_CATCH_UP_SECS",
+        default_value_t = 900
+    )]
+    pub catch_up_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -269,6 +293,9 @@ impl Default for WorkerConfig {
             max_attempts: 6,
             retry_base_ms: 5_000,
             retry_max_ms: 300_000,
+            send_rate_limit: 0.0,
+            tick_interval_secs: 5,
+            catch_up_secs: 900,
         }
     }
 }

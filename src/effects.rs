@@ -27,7 +27,6 @@ pub enum Change<'a> {
     SendRequested {
         subscription: &'a Subscription,
         resend: bool,
-        send_id: uuid::Uuid,
     },
     /// A send was asked for a subscription that no longer takes messages.
     SendRefused(&'a Subscription),
@@ -77,11 +76,9 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
         Change::SendRequested {
             subscription,
             resend,
-            send_id,
         } => {
             vec![Job::SendMessage {
                 subscription_id: subscription.id,
-                send_id,
                 resend,
             }]
         }

@@ -21,6 +21,8 @@ pub mod http;
 pub mod jobs;
 /// Clients for the peer services.
 pub mod peers;
+/// The built-in scheduler: cron evaluation and ticks.
+pub mod scheduling;
 /// Composing and sending one message.
 pub mod sending;
 /// Storage on PostgreSQL and SQLite.

@@ -31,7 +31,7 @@ impl Modify for TokenAuth {
     modifiers(&TokenAuth),
     security(("token" = [])),
     paths(
-        schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy,
+        schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy, schedules::send,
         message_sets::list, message_sets::create, message_sets::retrieve, message_sets::replace, message_sets::update,
         message_sets::destroy, message_sets::with_messages, message_sets::languages,
         messages::list, messages::create, messages::retrieve, messages::replace, messages::update, messages::destroy,

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/schedule/{id}",
             get(retrieve).put(replace).patch(update).delete(destroy),
         )
+        .route("/api/v1/schedule/{id}/send", axum::routing::post(send))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -169,4 +170,27 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
     content::delete_schedule(&mut tx, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sends every ready subscription on the schedule its next message now: one tick on request
+/// (the 2019 original's per-schedule POST-back, also for operators).
+#[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path)),
+    responses((status = 202, description = "{}"), (status = 404)))]
+pub async fn send(
+    State(state): State<AppState>,
+    _: super::auth::SendCaller,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let mut tx = state.begin().await?;
+    sql::get_schedule(tx.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    crate::jobs::enqueue(
+        &mut tx,
+        &state.effects.jobs,
+        &crate::jobs::Job::FireSchedule { schedule_id: id },
+    )
+    .await?;
+    state.commit(tx).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
 }

@@ -30,13 +30,11 @@ pub enum Job {
         subscription_id: Uuid,
         scheduler_schedule_id: String,
     },
-    /// Send the subscription its next message (or, for a resend, its current one again).
-    /// `send_id` stays the same across retries, so the Message Sender can spot a repeat.
-    SendMessage {
-        subscription_id: Uuid,
-        send_id: Uuid,
-        resend: bool,
-    },
+    /// Send the subscription its next message (or, for a resend, its current one again). The
+    /// job's `task_id` is the send id the Message Sender sees: the same on every retry.
+    SendMessage { subscription_id: Uuid, resend: bool },
+    /// Enqueue the sends of every ready subscription on a schedule now (one tick, on request).
+    FireSchedule { schedule_id: i64 },
 }
 
 impl Job {
@@ -46,6 +44,7 @@ impl Job {
             Job::SchedulerDisable { .. } => "scheduler_disable",
             Job::SchedulerUpdate { .. } => "scheduler_update",
             Job::SendMessage { .. } => "send_message",
+            Job::FireSchedule { .. } => "fire_schedule",
         }
     }
 
@@ -61,6 +60,7 @@ impl Job {
             | Job::SendMessage {
                 subscription_id, ..
             } => Some(*subscription_id),
+            Job::FireSchedule { .. } => None,
         }
     }
 
@@ -74,6 +74,7 @@ impl Job {
             Job::SendMessage {
                 subscription_id, ..
             } => Some(format!("send:{subscription_id}")),
+            Job::FireSchedule { schedule_id } => Some(format!("fire_schedule:{schedule_id}")),
             Job::SchedulerDisable { .. } | Job::SchedulerUpdate { .. } => None,
         }
     }
@@ -114,6 +115,26 @@ impl JobSettings {
 
 pub fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Runs everything a worker process does until `shutdown`: the jobs, and in built-in mode (no
+/// Seed Scheduler) the ticks of the built-in scheduler.
+pub async fn run_background(
+    ctx: std::sync::Arc<worker::JobContext>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let ticker = (!ctx.effects.scheduler_mode).then(|| {
+        tokio::spawn(crate::scheduling::ticker::run(
+            ctx.clone(),
+            ctx.tick_interval,
+            ctx.catch_up,
+            shutdown.clone(),
+        ))
+    });
+    worker::Worker::new(ctx).run(shutdown).await;
+    if let Some(ticker) = ticker {
+        let _ = ticker.await;
+    }
 }
 
 /// Writes the job in the caller's transaction. `false` when an equal job (same dedupe key) is
@@ -165,7 +186,6 @@ mod tests {
     fn jobs_round_trip_through_json_with_their_kind() {
         let job = Job::SendMessage {
             subscription_id: Uuid::nil(),
-            send_id: Uuid::nil(),
             resend: false,
         };
         let value = serde_json::to_value(&job).unwrap();

@@ -29,6 +29,12 @@ pub struct JobContext {
     pub poll: Duration,
     /// Woken when this process writes jobs, so they start without waiting for the next poll.
     pub wake: Arc<Notify>,
+    /// At most this many sends per second to the Message Sender, if set.
+    pub send_rate: Option<sending::rate::RateLimiter>,
+    /// How often the built-in scheduler looks at the schedules, and how old a missed tick may be
+    /// and still fire.
+    pub tick_interval: Duration,
+    pub catch_up: Duration,
 }
 
 /// Why a job did not succeed this time.
@@ -255,9 +261,21 @@ async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Fa
         }
         Job::SendMessage {
             subscription_id,
-            send_id,
             resend,
-        } => sending::job::send(ctx, claim, subscription_id, send_id, resend).await,
+        } => sending::job::send(ctx, claim, subscription_id, resend).await,
+        Job::FireSchedule { schedule_id } => {
+            let mut tx = ctx.db.begin().await?;
+            let now = store::now();
+            let max_attempts = ctx.effects.jobs.max_attempts;
+            let enqueued =
+                store::ticks::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, now)
+                    .await?;
+            if claim.finish(&mut tx).await? {
+                tx.commit().await?;
+                tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
+            }
+            Ok(())
+        }
     }
 }
 

@@ -20,9 +20,9 @@ pub async fn send(
     ctx: &JobContext,
     claim: &Claim<'_>,
     subscription_id: Uuid,
-    send_id: Uuid,
     resend: bool,
 ) -> Result<(), Failure> {
+    let send_id = claim.row.task_id;
     let mut conn = ctx.db.acquire().await?;
     let Some(subscription) = sql::get_subscription(conn.conn(), subscription_id).await? else {
         drop(conn);
@@ -99,11 +99,11 @@ pub async fn send(
         send_id,
         resend,
     };
-    let outbound_id = ctx
-        .peers
-        .message_sender()?
-        .create_outbound(&outbound_body(&outbound))
-        .await?;
+    let sender = ctx.peers.message_sender()?;
+    if let Some(limiter) = &ctx.send_rate {
+        limiter.wait().await;
+    }
+    let outbound_id = sender.create_outbound(&outbound_body(&outbound)).await?;
     tracing::info!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
 
     let mut tx = ctx.db.begin().await?;

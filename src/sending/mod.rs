@@ -2,6 +2,7 @@
 //! up the address, posts the outbound and records the send.
 
 pub mod job;
+pub mod rate;
 
 use serde_json::{json, Map, Value};
 use uuid::Uuid;

@@ -13,6 +13,7 @@ pub mod filter;
 pub mod content;
 pub mod jobs;
 pub mod subscriptions;
+pub mod ticks;
 pub mod users;
 
 use std::time::Duration;

@@ -177,17 +177,18 @@ async fn enqueue_send(
     subscription: &Subscription,
     resend: bool,
 ) -> Result<SendRequest> {
-    let change = Change::SendRequested {
-        subscription,
-        resend,
-        send_id: Uuid::new_v4(),
-    };
-    if follow(tx, effects, change).await? == 0 {
+    if follow(
+        tx,
+        effects,
+        Change::SendRequested {
+            subscription,
+            resend,
+        },
+    )
+    .await?
+        == 0
+    {
         return Ok(SendRequest::Duplicate);
-    }
-    if !resend {
-        sql::set_process_status(tx.conn(), subscription.id, status::IN_PROCESS, store::now())
-            .await?;
     }
     Ok(SendRequest::Accepted)
 }

@@ -169,6 +169,10 @@ pub fn fast_worker() -> WorkerConfig {
         max_attempts: 3,
         retry_base_ms: 10,
         retry_max_ms: 50,
+        send_rate_limit: 0.0,
+        // Ticks are driven by the tests themselves, except where a test asks for the loop.
+        tick_interval_secs: 3600,
+        catch_up_secs: 900,
     }
 }
 

@@ -10,5 +10,6 @@ mod errors;
 mod message_sets;
 mod messages;
 mod schedules;
+mod scheduling;
 mod sending;
 mod subscriptions;

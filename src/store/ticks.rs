@@ -1,0 +1,93 @@
+//! SQL for the built-in scheduler: ticks, and enqueueing a schedule's sends in one statement.
+
+use chrono::{DateTime, Utc};
+
+use super::{on_conn, Conn, Result};
+use crate::content::model::Schedule;
+
+pub async fn all_schedules(conn: Conn<'_>) -> Result<Vec<Schedule>> {
+    const SQL: &str = "select * from schedule order by id";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
+}
+
+/// The latest minute the schedule fired at, if it ever did.
+pub async fn last_tick(conn: Conn<'_>, schedule_id: i64) -> Result<Option<DateTime<Utc>>> {
+    const SQL: &str = "select max(minute) from schedule_tick where schedule_id = $1";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(schedule_id).fetch_one(&mut *c).await)?)
+}
+
+/// Claims the tick; `false` when another worker (or an earlier run) already fired it.
+pub async fn claim_tick(
+    conn: Conn<'_>,
+    schedule_id: i64,
+    minute: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "insert into schedule_tick (schedule_id, minute, enqueued, fired_at) values ($1, $2, 0, $3) \
+        on conflict (schedule_id, minute) do nothing";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(minute).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
+pub async fn record_tick_enqueued(
+    conn: Conn<'_>,
+    schedule_id: i64,
+    minute: DateTime<Utc>,
+    enqueued: i64,
+) -> Result<()> {
+    const SQL: &str =
+        "update schedule_tick set enqueued = $3 where schedule_id = $1 and minute = $2";
+    on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(minute).bind(enqueued).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Writes a send job for every active, incomplete, ready subscription on the schedule, in one
+/// statement: the rows never pass through sbm. Subscriptions that already have a send waiting
+/// or running are skipped by the jobs' dedupe key. Returns how many jobs were written.
+///
+/// The job rows match what `jobs::enqueue` writes for `Job::SendMessage`: same payload, same
+/// dedupe key (`send:<uuid>`); only the UUID functions differ between the engines.
+pub async fn enqueue_schedule_sends(
+    conn: Conn<'_>,
+    schedule_id: i64,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    const POSTGRES: &str =
+        "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
+            dedupe_key, subscription_id, created_at, updated_at) \
+        select gen_random_uuid(), 'send_message', \
+            jsonb_build_object('kind', 'send_message', 'subscription_id', s.id, 'resend', false), \
+            'pending', 0, $2, $3, 'send:' || s.id, s.id, $3, $3 \
+        from subscription s \
+        where s.schedule_id = $1 and s.active and not s.completed and s.process_status = 0 \
+        on conflict (dedupe_key) where state in ('pending', 'running') do nothing";
+    // SQLite keeps UUIDs as 16-byte blobs; this spells one the way Rust's Uuid displays it.
+    const SQLITE: &str = "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
+            dedupe_key, subscription_id, created_at, updated_at) \
+        select randomblob(16), 'send_message', \
+            json_object('kind', 'send_message', 'subscription_id', u.text, 'resend', json('false')), \
+            'pending', 0, $2, $3, 'send:' || u.text, u.id, $3, $3 \
+        from (select s.id, lower(substr(hex(s.id), 1, 8) || '-' || substr(hex(s.id), 9, 4) || '-' || \
+                substr(hex(s.id), 13, 4) || '-' || substr(hex(s.id), 17, 4) || '-' || substr(hex(s.id), 21)) as text \
+              from subscription s \
+              where s.schedule_id = $1 and s.active and not s.completed and s.process_status = 0) u \
+        where true \
+        on conflict (dedupe_key) where state in ('pending', 'running') do nothing";
+    Ok(match conn {
+        Conn::Postgres(c) => sqlx::query(POSTGRES)
+            .bind(schedule_id)
+            .bind(max_attempts)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected(),
+        Conn::Sqlite(c) => sqlx::query(SQLITE)
+            .bind(schedule_id)
+            .bind(max_attempts)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected(),
+    })
+}
