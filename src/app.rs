@@ -16,9 +16,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
+use crate::config::{DatabaseConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig};
 use crate::content::media::MediaStore;
 use crate::effects::Effects;
+use crate::go_metrics::GoMetricsClient;
 use crate::http::{self, links, AppState, HttpSettings};
 use crate::jobs::worker::JobContext;
 use crate::jobs::JobSettings;
@@ -39,13 +40,20 @@ pub fn job_context(
     db: Db,
     peers: &PeersConfig,
     worker: &WorkerConfig,
+    metrics: &MetricsConfig,
     public_origin: String,
     wake: Arc<Notify>,
 ) -> JobContext {
+    let go_metrics =
+        GoMetricsClient::from_config(metrics, Duration::from_millis(peers.peer_timeout_ms));
     let peer_clients = Peers::from_config(peers);
     JobContext {
         db,
-        effects: effects(&peer_clients, worker),
+        effects: Effects {
+            jobs: JobSettings::from(worker),
+            scheduler_mode: peer_clients.scheduler.is_some(),
+            go_metrics: go_metrics.is_some(),
+        },
         peers: peer_clients,
         public_origin,
         scheduler_inbound_token: peers
@@ -58,13 +66,8 @@ pub fn job_context(
         send_rate: crate::sending::rate::RateLimiter::per_second(worker.send_rate_limit),
         tick_interval: Duration::from_secs(worker.tick_interval_secs.max(1)),
         catch_up: Duration::from_secs(worker.catch_up_secs),
-    }
-}
-
-fn effects(peers: &Peers, worker: &WorkerConfig) -> Effects {
-    Effects {
-        jobs: JobSettings::from(worker),
-        scheduler_mode: peers.scheduler.is_some(),
+        go_metrics,
+        metrics_flush: Duration::from_secs(metrics.flush_secs.max(1)),
     }
 }
 
@@ -80,6 +83,7 @@ impl App {
 
     /// Binds the listener for an already connected and migrated database.
     pub async fn with_db(db: Db, config: &ServeConfig) -> anyhow::Result<App> {
+        crate::telemetry::prometheus();
         let http = &config.http;
         let settings = HttpSettings {
             public_origin: http.public_url.as_deref().map(links::public_origin),
@@ -99,6 +103,7 @@ impl App {
             db.clone(),
             &config.peers,
             &config.worker,
+            &config.metrics,
             public_origin,
             wake.clone(),
         );

@@ -5,7 +5,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App};
 use crate::auth;
-use crate::config::{DatabaseConfig, PeersConfig, ServeConfig, WorkerConfig};
+use crate::config::{DatabaseConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig};
 use crate::store::{users, Db};
 
 #[derive(Parser, Debug)]
@@ -45,6 +45,8 @@ pub struct WorkerCommand {
     pub peers: PeersConfig,
     #[command(flatten)]
     pub worker: WorkerConfig,
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
     /// [HTTP] Public base URL of the sbm API (for POST-back and media URLs given to peers).
     #[arg(
         long = "public-url",
@@ -150,7 +152,14 @@ async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::R
     }
     let origin = crate::http::links::public_origin(&command.public_url);
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
-    let ctx = app::job_context(db.clone(), &command.peers, &command.worker, origin, wake);
+    let ctx = app::job_context(
+        db.clone(),
+        &command.peers,
+        &command.worker,
+        &command.metrics,
+        origin,
+        wake,
+    );
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -139,6 +139,8 @@ pub struct ServeConfig {
     pub worker: WorkerConfig,
     #[command(flatten)]
     pub send: SendConfig,
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 
     /// [Worker] Serve the API only; run the jobs in separate `sbm worker` processes.
     #[arg(long = "no-worker", env = "SBM_NO_WORKER", action = clap::ArgAction::SetTrue)]
@@ -320,4 +322,36 @@ impl Default for SendConfig {
             dedupe_window_secs: 55,
         }
     }
+}
+
+/// The Go Metrics API the original pushed its metrics to.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// [Metrics] Go Metrics API root URL (sbm posts to <url>/metrics/). Unset: no pushes.
+    #[arg(long = "metrics-url", env = "METRICS_URL")]
+    pub metrics_url: Option<String>,
+    /// [Metrics] Bearer token for the Metrics API (the original's METRICS_AUTH_TOKEN).
+    #[arg(
+        long = "metrics-auth-token",
+        env = "METRICS_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_auth_token: Option<String>,
+    /// [Metrics] Basic-auth user for the Metrics API (used instead of the token when set).
+    #[arg(long = "metrics-auth-user", env = "METRICS_AUTH_USER")]
+    pub metrics_auth_user: Option<String>,
+    /// [Metrics] Basic-auth password for the Metrics API.
+    #[arg(
+        long = "metrics-auth-password",
+        env = "METRICS_AUTH_PASSWORD",
+        hide_env_values = true
+    )]
+    pub metrics_auth_password: Option<String>,
+    /// [Metrics] Seconds between pushes of the counted metrics (each push is one request).
+    #[arg(
+        long = "metrics-flush-secs",
+        env = "SBM_METRICS_FLUSH_SECS",
+        default_value_t = 10
+    )]
+    pub flush_secs: u64,
 }

@@ -1,10 +1,12 @@
 //! The one place that decides what follows each change. Domain code reports a [`Change`] inside
-//! its transaction; [`consequences`] (a plain table from change to jobs) says what must happen,
-//! and [`follow`] writes those jobs in the same transaction, so the change and its consequences
-//! commit together or not at all.
+//! its transaction; [`consequences`] (a plain table from change to jobs) and [`metrics`] (from
+//! change to Go Metrics counters) say what must happen, and [`follow`] writes it all in the same
+//! transaction, so the change and its consequences commit together or not at all.
 
+use crate::content::model::MessageSet;
+use crate::go_metrics;
 use crate::jobs::{self, Job, JobSettings};
-use crate::store::{self, Tx};
+use crate::store::{self, content as content_sql, metrics as metrics_sql, Tx};
 use crate::subscriptions::model::{status, Subscription};
 
 /// What the consequences depend on besides the change itself.
@@ -13,6 +15,8 @@ pub struct Effects {
     pub jobs: JobSettings,
     /// Compatible mode: a Seed Scheduler is configured and drives sends with POST-backs.
     pub scheduler_mode: bool,
+    /// A Go Metrics API is configured: count the original's metrics.
+    pub go_metrics: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +34,15 @@ pub enum Change<'a> {
     },
     /// A send was asked for a subscription that no longer takes messages.
     SendRefused(&'a Subscription),
+    /// The Message Sender accepted a message for the subscription.
+    MessageSent {
+        subscription: &'a Subscription,
+        set: &'a MessageSet,
+    },
+    /// A send failed; `reason` is `errored` (no address) or the peer failure's metric suffix.
+    SendFailed {
+        reason: &'a str,
+    },
 }
 
 fn stops_sending(before: &Subscription, after: &Subscription) -> bool {
@@ -82,6 +95,7 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
                 resend,
             }]
         }
+        Change::MessageSent { .. } | Change::SendFailed { .. } => Vec::new(),
     }
 }
 
@@ -94,7 +108,26 @@ pub async fn follow(tx: &mut Tx, effects: &Effects, change: Change<'_>) -> store
             written += 1;
         }
     }
+    if effects.go_metrics {
+        let names = metrics(tx, change).await?;
+        metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
+    }
     Ok(written)
+}
+
+/// The Go Metrics counters a change adds to (the original's real-time `.sum` metrics).
+pub async fn metrics(tx: &mut Tx, change: Change<'_>) -> store::Result<Vec<String>> {
+    Ok(match change {
+        Change::SubscriptionCreated(s) => {
+            match content_sql::get_message_set(tx.conn(), s.message_set_id).await? {
+                Some(set) => go_metrics::created(&set, &s.lang),
+                None => Vec::new(),
+            }
+        }
+        Change::MessageSent { set, .. } => go_metrics::sent(set),
+        Change::SendFailed { reason } => go_metrics::send_failed(reason),
+        _ => Vec::new(),
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +148,7 @@ mod tests {
         Effects {
             jobs,
             scheduler_mode,
+            go_metrics: false,
         }
     }
 

@@ -15,6 +15,8 @@ pub mod content;
 pub mod domain;
 /// What follows each change: the one table from change to jobs.
 pub mod effects;
+/// Metrics for the Go Metrics API.
+pub mod go_metrics;
 /// The HTTP API.
 pub mod http;
 /// Durable jobs and the worker that runs them.

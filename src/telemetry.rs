@@ -21,3 +21,19 @@ pub fn init() {
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;
 }
+
+/// The Prometheus recorder behind `/metrics`, installed on first use (once per process).
+pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+        ];
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&seconds)
+            .expect("the bucket list is not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed")
+    })
+}

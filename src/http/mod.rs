@@ -14,6 +14,7 @@ mod failed_tasks;
 mod health;
 mod message_sets;
 mod messages;
+mod observability;
 mod openapi;
 mod schedules;
 mod subscriptions;
@@ -87,11 +88,13 @@ pub fn router(state: AppState) -> Router {
         .merge(failed_tasks::router())
         .merge(users::router())
         .merge(health::router())
+        .merge(observability::router())
         .merge(openapi::router())
         .nest_service(
             "/media",
             tower_http::services::ServeDir::new(state.media.root()),
         )
+        .route_layer(axum::middleware::from_fn(observability::track))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    binary_content, failed_tasks, health, message_sets, messages, schedules, subscriptions, users,
-    AppState,
+    binary_content, failed_tasks, health, message_sets, messages, observability, schedules,
+    subscriptions, users, AppState,
 };
 
 struct TokenAuth;
@@ -42,7 +42,7 @@ impl Modify for TokenAuth {
         subscriptions::replace, subscriptions::update, subscriptions::destroy, subscriptions::send, subscriptions::resend,
         failed_tasks::list, failed_tasks::requeue,
         users::create_token,
-        health::health, health::liveness,
+        health::health, health::liveness, observability::available, observability::fire_scheduled,
     )
 )]
 pub struct ApiDoc;

@@ -35,6 +35,8 @@ pub enum Job {
     SendMessage { subscription_id: Uuid, resend: bool },
     /// Enqueue the sends of every ready subscription on a schedule now (one tick, on request).
     FireSchedule { schedule_id: i64 },
+    /// Compute the scheduled metrics and push them to the Go Metrics API.
+    FireScheduledMetrics,
 }
 
 impl Job {
@@ -45,6 +47,7 @@ impl Job {
             Job::SchedulerUpdate { .. } => "scheduler_update",
             Job::SendMessage { .. } => "send_message",
             Job::FireSchedule { .. } => "fire_schedule",
+            Job::FireScheduledMetrics => "fire_scheduled_metrics",
         }
     }
 
@@ -60,7 +63,7 @@ impl Job {
             | Job::SendMessage {
                 subscription_id, ..
             } => Some(*subscription_id),
-            Job::FireSchedule { .. } => None,
+            Job::FireSchedule { .. } | Job::FireScheduledMetrics => None,
         }
     }
 
@@ -75,6 +78,7 @@ impl Job {
                 subscription_id, ..
             } => Some(format!("send:{subscription_id}")),
             Job::FireSchedule { schedule_id } => Some(format!("fire_schedule:{schedule_id}")),
+            Job::FireScheduledMetrics => Some("fire_scheduled_metrics".into()),
             Job::SchedulerDisable { .. } | Job::SchedulerUpdate { .. } => None,
         }
     }
@@ -131,7 +135,18 @@ pub async fn run_background(
             shutdown.clone(),
         ))
     });
+    let flusher = ctx.go_metrics.clone().map(|client| {
+        tokio::spawn(crate::go_metrics::run_flusher(
+            ctx.db.clone(),
+            client,
+            ctx.metrics_flush,
+            shutdown.clone(),
+        ))
+    });
     worker::Worker::new(ctx).run(shutdown).await;
+    if let Some(flusher) = flusher {
+        let _ = flusher.await;
+    }
     if let Some(ticker) = ticker {
         let _ = ticker.await;
     }

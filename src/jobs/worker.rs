@@ -35,6 +35,9 @@ pub struct JobContext {
     /// and still fire.
     pub tick_interval: Duration,
     pub catch_up: Duration,
+    /// Where the original's metrics go, if configured, and how often they are pushed.
+    pub go_metrics: Option<crate::go_metrics::GoMetricsClient>,
+    pub metrics_flush: Duration,
 }
 
 /// Why a job did not succeed this time.
@@ -44,6 +47,8 @@ pub struct Failure {
     pub message: String,
     /// The subscription's `process_status` to record with the failure, if any.
     pub process_status: Option<i16>,
+    /// The original's metric suffix for a failed send (`errored`, `timeout`, `http_error.500`…).
+    pub metric: Option<String>,
 }
 
 impl Failure {
@@ -52,6 +57,7 @@ impl Failure {
             retryable: false,
             message: message.into(),
             process_status,
+            metric: None,
         }
     }
 }
@@ -62,6 +68,7 @@ impl From<peers::Error> for Failure {
             retryable: err.is_retryable(),
             message: err.to_string(),
             process_status: None,
+            metric: Some(err.metric_reason()),
         }
     }
 }
@@ -72,6 +79,7 @@ impl From<store::Error> for Failure {
             retryable: true,
             message: format!("database: {err:?}"),
             process_status: None,
+            metric: None,
         }
     }
 }
@@ -82,6 +90,7 @@ impl From<domain::Error> for Failure {
             retryable: true,
             message: format!("{err:?}"),
             process_status: None,
+            metric: None,
         }
     }
 }
@@ -215,6 +224,7 @@ impl Worker {
 }
 
 async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
+    let started = std::time::Instant::now();
     let claim = Claim { row, worker };
     let outcome = match serde_json::from_value::<Job>(row.payload.0.clone()) {
         Err(err) => Err(Failure::permanent(format!("unreadable job: {err}"), None)),
@@ -224,6 +234,8 @@ async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
         )),
         Ok(job) => execute(ctx, &claim, job).await,
     };
+    metrics::histogram!("sbm_job_duration_seconds", "kind" => row.kind.clone())
+        .record(started.elapsed().as_secs_f64());
     if let Err(failure) = outcome {
         if let Err(err) = record_failure(ctx, &claim, &failure).await {
             tracing::error!(job = row.id, error = ?err, "could not record a job failure; it runs again after its lease");
@@ -263,6 +275,13 @@ async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Fa
             subscription_id,
             resend,
         } => sending::job::send(ctx, claim, subscription_id, resend).await,
+        Job::FireScheduledMetrics => {
+            if let Some(client) = &ctx.go_metrics {
+                let values = crate::go_metrics::scheduled(&ctx.db).await?;
+                client.push(&values).await?;
+            }
+            claim.finish_alone(&ctx.db).await
+        }
         Job::FireSchedule { schedule_id } => {
             let mut tx = ctx.db.begin().await?;
             let now = store::now();
@@ -314,6 +333,15 @@ async fn record_failure(
             .process_status
             .unwrap_or(crate::subscriptions::model::status::READY);
         subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
+        metrics::counter!("sbm_sends_total", "outcome" => if retry { "retried" } else { "failed" }, "reason" => failure.metric.clone().unwrap_or_else(|| "other".into())).increment(1);
+        if let Some(reason) = &failure.metric {
+            crate::effects::follow(
+                &mut tx,
+                &ctx.effects,
+                crate::effects::Change::SendFailed { reason },
+            )
+            .await?;
+        }
     }
     tx.commit().await
 }

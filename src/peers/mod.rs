@@ -62,13 +62,15 @@ impl From<reqwest::Error> for Error {
 /// One peer: its base URL (including `/api/v1`), its token, and a client with timeouts.
 #[derive(Debug, Clone)]
 pub struct PeerClient {
+    /// For metrics and logs: `scheduler`, `identity_store`, `message_sender`.
+    name: &'static str,
     base: String,
     token: Option<String>,
     http: reqwest::Client,
 }
 
 impl PeerClient {
-    pub fn new(base: &str, token: Option<String>, timeout: Duration) -> Self {
+    pub fn new(name: &'static str, base: &str, token: Option<String>, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -76,6 +78,7 @@ impl PeerClient {
             .build()
             .expect("the HTTP client configuration is valid");
         PeerClient {
+            name,
             base: base.trim_end_matches('/').to_string(),
             token: token.filter(|t| !t.is_empty()),
             http,
@@ -93,7 +96,11 @@ impl PeerClient {
 
     /// Sends the request; any status of 300 or more is an error carrying (the start of) the body.
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
-        let response = request.send().await?;
+        let started = std::time::Instant::now();
+        let response = request.send().await;
+        metrics::histogram!("sbm_peer_request_duration_seconds", "peer" => self.name)
+            .record(started.elapsed().as_secs_f64());
+        let response = response?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -118,18 +125,30 @@ pub struct Peers {
 impl Peers {
     pub fn from_config(config: &PeersConfig) -> Self {
         let timeout = Duration::from_millis(config.peer_timeout_ms);
-        let client = |url: &Option<String>, token: &Option<String>| {
+        let client = |name: &'static str, url: &Option<String>, token: &Option<String>| {
             url.as_deref()
                 .filter(|u| !u.is_empty())
-                .map(|u| PeerClient::new(u, token.clone(), timeout))
+                .map(|u| PeerClient::new(name, u, token.clone(), timeout))
         };
         Peers {
-            scheduler: client(&config.scheduler_url, &config.scheduler_api_token)
-                .map(scheduler::Scheduler),
-            identity_store: client(&config.identity_store_url, &config.identity_store_token)
-                .map(identity_store::IdentityStore),
-            message_sender: client(&config.message_sender_url, &config.message_sender_token)
-                .map(message_sender::MessageSender),
+            scheduler: client(
+                "scheduler",
+                &config.scheduler_url,
+                &config.scheduler_api_token,
+            )
+            .map(scheduler::Scheduler),
+            identity_store: client(
+                "identity_store",
+                &config.identity_store_url,
+                &config.identity_store_token,
+            )
+            .map(identity_store::IdentityStore),
+            message_sender: client(
+                "message_sender",
+                &config.message_sender_url,
+                &config.message_sender_token,
+            )
+            .map(message_sender::MessageSender),
         }
     }
 

@@ -79,7 +79,10 @@ pub async fn send(
                 "identity {} has no msisdn address to send to",
                 subscription.identity
             );
-            Failure::permanent(reason, Some(status::ADDRESS_ERROR))
+            Failure {
+                metric: Some("errored".into()),
+                ..Failure::permanent(reason, Some(status::ADDRESS_ERROR))
+            }
         })?;
 
     let prepend = if resend {
@@ -107,6 +110,15 @@ pub async fn send(
     tracing::info!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
 
     let mut tx = ctx.db.begin().await?;
+    crate::effects::follow(
+        &mut tx,
+        &ctx.effects,
+        crate::effects::Change::MessageSent {
+            subscription: &subscription,
+            set: &set,
+        },
+    )
+    .await?;
     if !resend {
         let current = subscriptions::lock(&mut tx, subscription_id).await?;
         subscriptions::record_sent(
@@ -120,6 +132,7 @@ pub async fn send(
     }
     if claim.finish(&mut tx).await? {
         tx.commit().await?;
+        metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "").increment(1);
     }
     Ok(())
 }

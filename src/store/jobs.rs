@@ -162,3 +162,9 @@ pub async fn queue_depth(conn: Conn<'_>) -> Result<Vec<(String, i64)>> {
     const SQL: &str = "select state, count(*) from job group by state order by state";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
 }
+
+/// When the longest-waiting due job became due.
+pub async fn oldest_pending(conn: Conn<'_>) -> Result<Option<DateTime<Utc>>> {
+    const SQL: &str = "select min(run_at) from job where state = 'pending'";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).fetch_one(&mut *c).await)?)
+}

@@ -12,6 +12,7 @@ pub mod filter;
 
 pub mod content;
 pub mod jobs;
+pub mod metrics;
 pub mod subscriptions;
 pub mod ticks;
 pub mod users;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use sbm::app::App;
-use sbm::config::{HttpConfig, MediaConfig, PeersConfig, SendConfig, ServeConfig, WorkerConfig};
+use sbm::config::{
+    HttpConfig, MediaConfig, MetricsConfig, PeersConfig, SendConfig, ServeConfig, WorkerConfig,
+};
 use sbm::store::{Db, PoolSettings};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -155,6 +157,7 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
         send: SendConfig {
             dedupe_window_secs: 0,
         },
+        metrics: MetricsConfig::default(),
         no_worker: false,
         no_migrate: true,
     }

@@ -9,6 +9,7 @@ mod cli;
 mod errors;
 mod message_sets;
 mod messages;
+mod metrics;
 mod schedules;
 mod scheduling;
 mod sending;

@@ -34,6 +34,8 @@ struct Fakes {
     scheduler_failures: VecDeque<u16>,
     /// Scheduler schedules: id → body.
     schedules: HashMap<String, Value>,
+    /// Statuses the Metrics API answers before accepting again.
+    metrics_failures: VecDeque<u16>,
 }
 
 #[derive(Clone)]
@@ -184,6 +186,49 @@ async fn patch_schedule(
     Json(schedule.clone()).into_response()
 }
 
+/// The Go Metrics API: a flat object of numbers whose names end in an aggregator, else 400.
+async fn fire_metrics(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if let Some(status) = state.lock().unwrap().metrics_failures.pop_front() {
+        return StatusCode::from_u16(status).unwrap().into_response();
+    }
+    let Some(metrics) = body.as_object() else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status_code": 400, "reason": "not an object"})),
+        )
+            .into_response();
+    };
+    let mut accepted = Vec::new();
+    for (name, value) in metrics {
+        let aggregator = name.rsplit('.').next().unwrap_or("");
+        if !["sum", "avg", "max", "min", "last"].contains(&aggregator) {
+            let reason = format!("Aggregator '{aggregator}' is not a valid aggregator");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"status_code": 400, "reason": reason})),
+            )
+                .into_response();
+        }
+        let Some(value) = value.as_f64() else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        accepted.push(json!({"name": name, "value": value, "aggregator": aggregator}));
+    }
+    record(
+        &state,
+        "POST",
+        "/metrics/".into(),
+        HashMap::new(),
+        &headers,
+        body,
+    );
+    Json(accepted).into_response()
+}
+
 impl FakePeers {
     pub async fn start() -> FakePeers {
         let state: Shared = Arc::default();
@@ -195,11 +240,29 @@ impl FakePeers {
             )
             .route("/scheduler/api/v1/schedule/", post(create_schedule))
             .route("/scheduler/api/v1/schedule/{id}/", patch(patch_schedule))
+            .route("/gometrics/metrics/", post(fire_metrics))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakePeers { address, state }
+    }
+
+    /// The Go Metrics API root (callers append `/metrics/`).
+    pub fn metrics_url(&self) -> String {
+        format!("{}/gometrics", self.address)
+    }
+
+    pub fn fail_metrics(&self, statuses: &[u16]) {
+        self.state.lock().unwrap().metrics_failures.extend(statuses);
+    }
+
+    /// The bodies the Metrics API accepted.
+    pub fn metric_pushes(&self) -> Vec<Value> {
+        self.requests("POST", "/metrics/")
+            .into_iter()
+            .map(|r| r.body)
+            .collect()
     }
 
     pub fn scheduler_url(&self) -> String {

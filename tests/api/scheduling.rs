@@ -122,6 +122,7 @@ impl Bulk {
             self.app.db.clone(),
             &config.peers,
             &config.worker,
+            &config.metrics,
             self.app.address.clone(),
             wake,
         );

@@ -601,6 +601,7 @@ fn job_context(w: &World) -> Arc<sbm::jobs::worker::JobContext> {
         w.app.db.clone(),
         &config.peers,
         &config.worker,
+        &config.metrics,
         w.app.address.clone(),
         wake,
     ))

@@ -1,0 +1,96 @@
+//! `/metrics` (Prometheus exposition), `/api/metrics/` (the original's Go Metrics helpers), and
+//! the middleware that counts HTTP requests by route and status.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::User;
+use super::{ApiResult, AppState};
+use crate::store::jobs as jobs_sql;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(prometheus))
+        .route("/api/metrics", get(available).post(fire_scheduled))
+}
+
+/// Counts every request by route template, method and status, and times it.
+pub async fn track(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("sbm_http_requests_total", "route" => route.clone(), "method" => method, "status" => status).increment(1);
+    metrics::histogram!("sbm_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Prometheus text exposition. Queue depth and age are read from the database at scrape time.
+async fn prometheus(State(state): State<AppState>) -> Response {
+    if let Ok(mut conn) = state.db.acquire().await {
+        if let Ok(depth) = jobs_sql::queue_depth(conn.conn()).await {
+            for state in ["pending", "running", "failed"] {
+                let count = depth
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("sbm_jobs", "state" => state).set(count as f64);
+            }
+        }
+        if let Ok(oldest) = jobs_sql::oldest_pending(conn.conn()).await {
+            let age = oldest.map_or(0.0, |t| {
+                (crate::store::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            });
+            metrics::gauge!("sbm_job_oldest_pending_age_seconds").set(age);
+        }
+    }
+    let body = crate::telemetry::prometheus().render();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// `{"metrics_available": [...]}`: every metric this service pushes to the Go Metrics API.
+#[utoipa::path(get, path = "/api/metrics/", tag = "helpers", responses((status = 200, description = "{\"metrics_available\": [...]}")))]
+pub async fn available(State(state): State<AppState>, _: User) -> ApiResult<Json<Value>> {
+    let names = crate::go_metrics::available(&state.db).await?;
+    Ok(Json(json!({"metrics_available": names})))
+}
+
+/// Computes and pushes the scheduled metrics now (as a job, retried if the push fails).
+#[utoipa::path(post, path = "/api/metrics/", tag = "helpers", responses((status = 200, description = "{\"scheduled_metrics_initiated\": true}")))]
+pub async fn fire_scheduled(
+    State(state): State<AppState>,
+    _: User,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut tx = state.begin().await?;
+    crate::jobs::enqueue(
+        &mut tx,
+        &state.effects.jobs,
+        &crate::jobs::Job::FireScheduledMetrics,
+    )
+    .await?;
+    state.commit(tx).await?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({"scheduled_metrics_initiated": true})),
+    ))
+}
