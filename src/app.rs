@@ -68,6 +68,9 @@ pub fn job_context(
         catch_up: Duration::from_secs(worker.catch_up_secs),
         go_metrics,
         metrics_flush: Duration::from_secs(metrics.flush_secs.max(1)),
+        content: crate::sending::content_cache::ContentCache::new(Duration::from_millis(
+            worker.content_cache_ms,
+        )),
     }
 }
 

@@ -284,6 +284,15 @@ pub struct WorkerConfig {
         default_value_t = 900
     )]
     pub catch_up_secs: u64,
+    /// [Worker] Milliseconds a send may use message sets and messages read earlier (a tick
+    /// sends the same few messages to many people); content edits reach sends within this long.
+    /// 0 reads them for every send.
+    #[arg(
+        long = "content-cache-ms",
+        env = "SBM_CONTENT_CACHE_MS",
+        default_value_t = 5_000
+    )]
+    pub content_cache_ms: u64,
 }
 
 impl Default for WorkerConfig {
@@ -298,6 +307,7 @@ impl Default for WorkerConfig {
             send_rate_limit: 0.0,
             tick_interval_secs: 5,
             catch_up_secs: 900,
+            content_cache_ms: 5_000,
         }
     }
 }

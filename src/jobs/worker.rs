@@ -38,6 +38,8 @@ pub struct JobContext {
     /// Where the original's metrics go, if configured, and how often they are pushed.
     pub go_metrics: Option<crate::go_metrics::GoMetricsClient>,
     pub metrics_flush: Duration,
+    /// Content read by sends, cached briefly.
+    pub content: sending::content_cache::ContentCache,
 }
 
 /// Why a job did not succeed this time.

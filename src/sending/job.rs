@@ -1,8 +1,10 @@
 //! The send job: one message to one subscriber.
 //!
-//! 1. read the subscription, its set and the message for its sequence number and language;
+//! 1. read the subscription, and (cached) its set and the message for its sequence number and
+//!    language;
 //! 2. ask the Identity Store for the subscriber's number;
-//! 3. post the outbound to the Message Sender, with a send id that stays the same on retries;
+//! 3. post the outbound to the Message Sender, with a send id (the job's task id) that stays
+//!    the same on retries;
 //! 4. in one transaction: record the send (advance, or complete and start the next set) and
 //!    finish the job. A crash between 3 and 4 re-runs the job after its lease: the message may
 //!    then reach the Message Sender twice, but with the same send id, and the subscription
@@ -11,6 +13,7 @@
 use uuid::Uuid;
 
 use super::{outbound_body, Outbound};
+use crate::effects::{follow, Change};
 use crate::jobs::worker::{Claim, Failure, JobContext};
 use crate::store::{content as content_sql, subscriptions as sql};
 use crate::subscriptions::model::{status, PREPEND_KEY};
@@ -23,50 +26,49 @@ pub async fn send(
     resend: bool,
 ) -> Result<(), Failure> {
     let send_id = claim.row.task_id;
-    let mut conn = ctx.db.acquire().await?;
-    let Some(subscription) = sql::get_subscription(conn.conn(), subscription_id).await? else {
-        drop(conn);
-        return claim.finish_alone(&ctx.db).await; // deleted since: nothing to send
+    let subscription = {
+        let mut conn = ctx.db.acquire().await?;
+        sql::get_subscription(conn.conn(), subscription_id).await?
     };
-    if !resend && !subscription.is_live() {
-        drop(conn);
-        return claim.finish_alone(&ctx.db).await; // deactivated or completed since
-    }
-    let set = content_sql::get_message_set(conn.conn(), subscription.message_set_id)
+    let Some(subscription) = subscription.filter(|s| resend || s.is_live()) else {
+        // Deleted, deactivated or completed since the send was asked for: nothing to send.
+        return claim.finish_alone(&ctx.db).await;
+    };
+    let content_error = |reason: String| Failure::permanent(reason, Some(status::CONTENT_ERROR));
+    let set = ctx
+        .content
+        .message_set(&ctx.db, subscription.message_set_id)
         .await?
-        .ok_or_else(|| {
-            Failure::permanent(
-                "the subscription's message set no longer exists",
-                Some(status::CONTENT_ERROR),
-            )
-        })?;
+        .ok_or_else(|| content_error("the subscription's message set no longer exists".into()))?;
     let sequence_number = if resend {
         resend_sequence_number(&subscription)
     } else {
         subscription.next_sequence_number
     };
-    let message = sql::find_message(conn.conn(), set.id, sequence_number, &subscription.lang)
+    let lang = &subscription.lang;
+    let message = ctx
+        .content
+        .message(&ctx.db, set.id, sequence_number, lang)
         .await?
         .ok_or_else(|| {
-            let reason = format!(
-                "message set {} ({}) has no message {} in {}",
-                set.id, set.short_name, sequence_number, subscription.lang
-            );
-            Failure::permanent(reason, Some(status::CONTENT_ERROR))
+            content_error(format!(
+                "message set {} ({}) has no message {sequence_number} in {lang}",
+                set.id, set.short_name
+            ))
         })?;
     let file_url = match message.binary_content_id {
-        Some(id) => content_sql::get_binary_content(conn.conn(), id)
-            .await?
-            .map(|b| format!("{}/media/{}", ctx.public_origin, b.path)),
+        Some(id) => {
+            let mut conn = ctx.db.acquire().await?;
+            let binary = content_sql::get_binary_content(conn.conn(), id).await?;
+            binary.map(|b| format!("{}/media/{}", ctx.public_origin, b.path))
+        }
         None => None,
     };
-    drop(conn);
     if set.content_type == "audio" && file_url.is_none() {
-        let reason = format!(
+        return Err(content_error(format!(
             "audio message {} of set {} has no binary content",
             message.id, set.id
-        );
-        return Err(Failure::permanent(reason, Some(status::CONTENT_ERROR)));
+        )));
     }
 
     let to_addr = ctx
@@ -107,26 +109,30 @@ pub async fn send(
         limiter.wait().await;
     }
     let outbound_id = sender.create_outbound(&outbound_body(&outbound)).await?;
-    tracing::info!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
+    tracing::debug!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
 
+    let last = ctx
+        .content
+        .last_sequence_number(&ctx.db, set.id, lang)
+        .await?;
     let mut tx = ctx.db.begin().await?;
-    crate::effects::follow(
+    follow(
         &mut tx,
         &ctx.effects,
-        crate::effects::Change::MessageSent {
+        Change::MessageSent {
             subscription: &subscription,
             set: &set,
         },
     )
     .await?;
     if !resend {
-        let current = subscriptions::lock(&mut tx, subscription_id).await?;
         subscriptions::record_sent(
             &mut tx,
             &ctx.effects,
-            &current,
+            &subscription,
             sequence_number,
             prepend.is_some(),
+            last,
         )
         .await?;
     }

@@ -130,29 +130,41 @@ pub async fn set_metadata(
 
 /// What a successful send changes, written only if the subscription is still at the sequence
 /// number that was sent (so that a duplicate completion cannot advance it twice).
-pub struct Advance<'a> {
+pub struct Advance {
     pub sent_sequence_number: i32,
     pub next_sequence_number: i32,
     pub completed: bool,
-    pub metadata: Option<&'a Value>,
+    /// Remove `prepend_next_delivery` from the metadata (it went out with this message). Done
+    /// in SQL so that a concurrent change to other metadata keys is kept.
+    pub clear_prepend: bool,
 }
 
+/// Applies the advance; returns the subscription as it now is, or `None` if it had already
+/// moved past the sequence number sent.
 pub async fn advance(
     conn: Conn<'_>,
     id: Uuid,
-    a: &Advance<'_>,
+    a: &Advance,
     now: DateTime<Utc>,
-) -> Result<bool> {
-    const SQL: &str = "update subscription set next_sequence_number = $3, completed = $4, \
+) -> Result<Option<Subscription>> {
+    const POSTGRES: &str = "update subscription set next_sequence_number = $3, completed = $4, \
         active = case when $4 then false else active end, \
-        process_status = case when $4 then 2 else 0 end, metadata = $5, updated_at = $6 \
-        where id = $1 and next_sequence_number = $2";
-    let metadata = a.metadata.cloned().map(Json);
-    let done = on_conn!(conn, c => sqlx::query(SQL)
+        process_status = case when $4 then 2 else 0 end, \
+        metadata = case when $5 then metadata - 'prepend_next_delivery' else metadata end, updated_at = $6 \
+        where id = $1 and next_sequence_number = $2 returning *";
+    const SQLITE: &str = "update subscription set next_sequence_number = $3, completed = $4, \
+        active = case when $4 then false else active end, \
+        process_status = case when $4 then 2 else 0 end, \
+        metadata = case when $5 then json_remove(metadata, '$.prepend_next_delivery') else metadata end, updated_at = $6 \
+        where id = $1 and next_sequence_number = $2 returning *";
+    let sql = match conn.backend() {
+        super::Backend::Postgres => POSTGRES,
+        super::Backend::Sqlite => SQLITE,
+    };
+    Ok(on_conn!(conn, c => sqlx::query_as(sql)
         .bind(id).bind(a.sent_sequence_number).bind(a.next_sequence_number).bind(a.completed)
-        .bind(&metadata).bind(now)
-        .execute(&mut *c).await.map(|r| r.rows_affected()))?;
-    Ok(done > 0)
+        .bind(a.clear_prepend).bind(now)
+        .fetch_optional(&mut *c).await)?)
 }
 
 /// The message a subscription at `sequence_number` in `lang` gets.

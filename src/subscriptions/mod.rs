@@ -6,7 +6,6 @@ pub mod model;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::content::{check_reference, is_language_code, LANGUAGE_ERROR};
@@ -16,7 +15,7 @@ use crate::store::content::{self as content_sql, Table};
 use crate::store::subscriptions::{self as sql, Advance};
 use crate::store::{self, Tx};
 use crate::validation::FieldErrors;
-use model::{status, Subscription, SubscriptionFields, PREPEND_KEY};
+use model::{status, Subscription, SubscriptionFields};
 
 async fn validate(tx: &mut Tx, f: &SubscriptionFields) -> Result<()> {
     let mut errors = FieldErrors::new();
@@ -205,34 +204,28 @@ pub fn resend_sequence_number(s: &Subscription) -> i32 {
     }
 }
 
-/// Records that message `sent` was accepted for `before` (locked in this transaction): moves
-/// to the next message, or completes the set and starts the next one. Clears a prepended text
-/// that went out with it. Does nothing if the subscription has already moved past `sent`.
+/// Records that message `sent` was accepted for `before`: moves to the next message, or
+/// completes the set (when `sent` is the set's `last` message in the language) and starts the
+/// next one; clears a prepended text that went out with it. Does nothing if the subscription
+/// has already moved past `sent`.
 pub async fn record_sent(
     tx: &mut Tx,
     effects: &Effects,
     before: &Subscription,
     sent: i32,
     prepend_used: bool,
+    last: Option<i32>,
 ) -> Result<()> {
-    let last = sql::last_sequence_number(tx.conn(), before.message_set_id, &before.lang).await?;
     let completed = last.is_none_or(|last| sent >= last);
-    let mut metadata = before.metadata.as_ref().map(|m| m.0.clone());
-    if prepend_used {
-        if let Some(Value::Object(map)) = metadata.as_mut() {
-            map.remove(PREPEND_KEY);
-        }
-    }
     let advance = Advance {
         sent_sequence_number: sent,
         next_sequence_number: if completed { sent } else { sent + 1 },
         completed,
-        metadata: metadata.as_ref(),
+        clear_prepend: prepend_used,
     };
-    if !sql::advance(tx.conn(), before.id, &advance, store::now()).await? {
+    let Some(after) = sql::advance(tx.conn(), before.id, &advance, store::now()).await? else {
         return Ok(());
-    }
-    let after = lock(tx, before.id).await?;
+    };
     follow(
         tx,
         effects,

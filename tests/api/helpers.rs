@@ -176,6 +176,7 @@ pub fn fast_worker() -> WorkerConfig {
         // Ticks are driven by the tests themselves, except where a test asks for the loop.
         tick_interval_secs: 3600,
         catch_up_secs: 900,
+        content_cache_ms: 5_000,
     }
 }
 

@@ -1,0 +1,386 @@
+//! The send benchmark: one tick of N due subscriptions, end to end.
+//!
+//! Creates a fresh database, seeds N subscriptions set-based across three message sets and two
+//! languages, starts fast fake Identity Store and Message Sender servers on loopback, runs
+//! `sbm serve` (the release binary) as a child process in built-in scheduler mode, fires one
+//! tick, and reports: the time to enqueue the tick, the time until every outbound was accepted
+//! and every subscription advanced, sends per second, sbm's peak RSS, and whether the fake
+//! Message Sender received exactly N messages (no duplicates, none missing).
+//!
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 [--concurrency 64]
+//!     cargo bench --bench tick -- --backend sqlite --n 100000
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sbm::content::model::{MessageFields, MessageSetFields, ScheduleFields};
+use sbm::store::{Db, PoolSettings};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+struct Options {
+    backend: String,
+    n: i64,
+    concurrency: usize,
+    postgres_admin: String,
+}
+
+fn options() -> Options {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    Options {
+        backend: value("--backend").unwrap_or_else(|| "postgres".into()),
+        n: value("--n")
+            .map(|v| v.replace('_', "").parse().expect("--n takes a number"))
+            .unwrap_or(100_000),
+        concurrency: value("--concurrency")
+            .map(|v| v.parse().expect("--concurrency takes a number"))
+            .unwrap_or(64),
+        postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+    }
+}
+
+/// What the fake Message Sender saw.
+#[derive(Default)]
+struct Received {
+    count: AtomicU64,
+    duplicates: AtomicU64,
+    recipients: Mutex<HashSet<String>>,
+}
+
+async fn outbound(
+    State(received): State<Arc<Received>>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    let recipient = body["to_identity"].as_str().unwrap_or_default().to_string();
+    if !received.recipients.lock().unwrap().insert(recipient) {
+        received.duplicates.fetch_add(1, Ordering::Relaxed);
+    }
+    let n = received.count.fetch_add(1, Ordering::Relaxed);
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": format!("outbound-{n}")})),
+    )
+}
+
+async fn address() -> Json<Value> {
+    Json(
+        json!({"count": 1, "next": null, "previous": null, "results": [{"address": "+27820000000"}]}),
+    )
+}
+
+async fn start_fakes(received: Arc<Received>) -> String {
+    let app = Router::new()
+        .route(
+            "/identity/api/v1/identities/{id}/addresses/msisdn",
+            get(address),
+        )
+        .route("/sender/api/v1/outbound/", post(outbound))
+        .with_state(received);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+async fn create_database(o: &Options) -> (String, Option<tempfile_dir::Dir>) {
+    if o.backend == "sqlite" {
+        let dir = tempfile_dir::Dir::new();
+        (format!("sqlite://{}/bench.db", dir.path()), Some(dir))
+    } else {
+        let mut admin = sqlx::PgConnection::connect(&o.postgres_admin)
+            .await
+            .expect("PostgreSQL reachable");
+        let name = format!("sbm_bench_{}", std::process::id());
+        sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+        let mut url = url::Url::parse(&o.postgres_admin).unwrap();
+        url.set_path(&name);
+        (url.to_string(), None)
+    }
+}
+
+/// A temporary directory without another dependency: removed on drop.
+mod tempfile_dir {
+    pub struct Dir(std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            let path = std::env::temp_dir().join(format!("sbm-bench-{}", std::process::id()));
+            std::fs::create_dir_all(&path).unwrap();
+            Dir(path)
+        }
+        pub fn path(&self) -> String {
+            self.0.display().to_string()
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// One every-minute schedule, three text sets with two messages in two languages each.
+async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
+    let mut tx = db.begin().await.unwrap();
+    let schedule = sbm::content::create_schedule(&mut tx, &ScheduleFields::default())
+        .await
+        .unwrap();
+    let mut sets = Vec::new();
+    for name in ["prebirth", "postbirth", "child"] {
+        let fields = MessageSetFields {
+            short_name: name.into(),
+            default_schedule_id: schedule.id,
+            ..Default::default()
+        };
+        let set = sbm::content::create_message_set(&mut tx, &fields)
+            .await
+            .unwrap();
+        for lang in ["eng_ZA", "zul_ZA"] {
+            for n in 1..=2 {
+                let text = format!("{name} {lang} message {n}");
+                let fields = MessageFields {
+                    message_set_id: set.id,
+                    sequence_number: n,
+                    lang: lang.into(),
+                    text_content: Some(text),
+                    ..Default::default()
+                };
+                sbm::content::create_message(&mut tx, &fields)
+                    .await
+                    .unwrap();
+            }
+        }
+        sets.push(set.id);
+    }
+    tx.commit().await.unwrap();
+    (schedule.id, sets)
+}
+
+/// N subscriptions in one statement.
+async fn seed_subscriptions(db: &Db, schedule: i64, sets: &[i64], n: i64) {
+    let now = sbm::store::now();
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query(
+                "insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
+                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at) \
+                 select gen_random_uuid(), gen_random_uuid(), 1, ($3::bigint[])[1 + i % 3], 1, 1, \
+                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, true, false, $2, 0, '{}'::jsonb, $4, $4 \
+                 from generate_series(1, $1) as i",
+            )
+            .bind(n)
+            .bind(schedule)
+            .bind(sets)
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+            sqlx::query("analyze").execute(pool).await.unwrap();
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query(
+                "with recursive seq(i) as (select 1 union all select i + 1 from seq where i < $1) \
+                 insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
+                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at) \
+                 select randomblob(16), randomblob(16), 1, case i % 3 when 0 then $3 when 1 then $4 else $5 end, 1, 1, \
+                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, 1, 0, $2, 0, '{}', $6, $6 from seq",
+            )
+            .bind(n)
+            .bind(schedule)
+            .bind(sets[0])
+            .bind(sets[1])
+            .bind(sets[2])
+            .bind(now)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn start_sbm(database_url: &str, fakes: &str, concurrency: usize) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_sbm"))
+        .args(["serve", "--no-migrate", "--bind", "127.0.0.1:0"])
+        .env("DATABASE_URL", database_url)
+        .env("IDENTITY_STORE_URL", format!("{fakes}/identity/api/v1"))
+        .env("MESSAGE_SENDER_URL", format!("{fakes}/sender/api/v1"))
+        .env("STAGE_BASED_MESSAGING_URL", "http://127.0.0.1:8000")
+        .env("SBM_WORKER_CONCURRENCY", concurrency.to_string())
+        .env(
+            "SBM_DB_MAX_CONNECTIONS",
+            (concurrency / 2).clamp(4, 40).to_string(),
+        )
+        .env("SBM_WORKER_POLL_MS", "20")
+        // The benchmark fires its tick itself, to time it.
+        .env("SBM_TICK_INTERVAL_SECS", "86400")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the sbm binary starts")
+}
+
+async fn count(db: &Db, sql: &str) -> i64 {
+    match db {
+        Db::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    println!(
+        "sbm tick benchmark: backend={} n={} concurrency={}",
+        o.backend, o.n, o.concurrency
+    );
+    let (url, _dir) = create_database(&o).await;
+    let db = Db::connect(
+        &url,
+        &PoolSettings {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(60),
+        },
+    )
+    .await
+    .unwrap();
+    db.migrate().await.unwrap();
+    let (schedule, sets) = seed_content(&db).await;
+    let started = Instant::now();
+    seed_subscriptions(&db, schedule, &sets, o.n).await;
+    println!(
+        "seeded {} subscriptions in {:.1} s",
+        o.n,
+        started.elapsed().as_secs_f64()
+    );
+
+    let received = Arc::new(Received::default());
+    let fakes = start_fakes(received.clone()).await;
+    let mut sbm = start_sbm(&url, &fakes, o.concurrency);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pid = sbm.id();
+    let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+
+    let tick_started = Instant::now();
+    let minute = sbm::scheduling::minute_of(chrono::Utc::now());
+    let enqueued = sbm::scheduling::ticker::fire(&db, 6, schedule, minute)
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let enqueue_time = tick_started.elapsed();
+    println!(
+        "tick enqueued {enqueued} sends in {:.2} s",
+        enqueue_time.as_secs_f64()
+    );
+
+    let mut peak_rss = idle_rss;
+    let mut last_report = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    while received.count.load(Ordering::Relaxed) < o.n as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:").unwrap_or(0));
+        if last_report.elapsed() > Duration::from_secs(10) {
+            let sent = received.count.load(Ordering::Relaxed);
+            println!(
+                "  {sent} sent after {:.0} s, rss {} MiB",
+                tick_started.elapsed().as_secs_f64(),
+                peak_rss / 1024
+            );
+            last_report = Instant::now();
+        }
+    }
+    let all_sent = tick_started.elapsed();
+    // Every subscription advanced and no job is left.
+    let advanced_sql = "select count(*) from subscription where next_sequence_number = 2";
+    while count(&db, advanced_sql).await < o.n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let end_to_end = tick_started.elapsed();
+    peak_rss = peak_rss.max(rss_kib(pid, "VmHWM:").unwrap_or(0));
+    let advanced = count(&db, advanced_sql).await;
+    let jobs_left = count(&db, "select count(*) from job").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = received.count.load(Ordering::Relaxed);
+    let duplicates = received.duplicates.load(Ordering::Relaxed);
+    let _ = sbm.kill();
+    let _ = sbm.wait();
+
+    println!();
+    println!("| figure | value |");
+    println!("| --- | --- |");
+    println!("| backend | {} |", o.backend);
+    println!("| subscriptions due (N) | {} |", o.n);
+    println!("| worker concurrency | {} |", o.concurrency);
+    println!("| enqueue the tick | {:.2} s |", enqueue_time.as_secs_f64());
+    println!(
+        "| last outbound accepted | {:.1} s after the tick |",
+        all_sent.as_secs_f64()
+    );
+    println!(
+        "| every subscription advanced | {:.1} s after the tick |",
+        end_to_end.as_secs_f64()
+    );
+    println!(
+        "| sends per second, end to end | {:.0} |",
+        o.n as f64 / end_to_end.as_secs_f64()
+    );
+    println!(
+        "| sbm RSS idle / peak | {} MiB / {} MiB |",
+        idle_rss / 1024,
+        peak_rss / 1024
+    );
+    println!(
+        "| outbounds received | {sent} (duplicates: {duplicates}, missing: {}) |",
+        (o.n as u64).saturating_sub(sent - duplicates)
+    );
+    println!("| subscriptions advanced | {advanced} |");
+    println!("| jobs left | {jobs_left} |");
+    let exact = sent == o.n as u64 && duplicates == 0 && advanced == o.n && jobs_left == 0;
+    println!(
+        "\n{}",
+        if exact {
+            "OK: exactly N messages, each subscription advanced once"
+        } else {
+            "MISMATCH"
+        }
+    );
+
+    db.close().await;
+    if o.backend != "sqlite" {
+        let mut admin = sqlx::PgConnection::connect(&o.postgres_admin)
+            .await
+            .unwrap();
+        let name = format!("sbm_bench_{}", std::process::id());
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut admin)
+            .await;
+    }
+    if !exact {
+        std::process::exit(1);
+    }
+}
