@@ -47,13 +47,17 @@ pub fn job_context(
     let go_metrics =
         GoMetricsClient::from_config(metrics, Duration::from_millis(peers.peer_timeout_ms));
     let peer_clients = Peers::from_config(peers);
+    let effects = Effects {
+        jobs: JobSettings::from(worker),
+        scheduler_mode: peer_clients.scheduler.is_some(),
+        go_metrics: go_metrics.is_some(),
+    };
+    // Must be called inside the runtime: it starts the send committer task.
+    let completer = crate::sending::completion::Completer::start(db.clone(), effects.clone());
     JobContext {
         db,
-        effects: Effects {
-            jobs: JobSettings::from(worker),
-            scheduler_mode: peer_clients.scheduler.is_some(),
-            go_metrics: go_metrics.is_some(),
-        },
+        completer,
+        effects,
         peers: peer_clients,
         public_origin,
         scheduler_inbound_token: peers

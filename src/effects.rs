@@ -115,6 +115,28 @@ pub async fn follow(tx: &mut Tx, effects: &Effects, change: Change<'_>) -> store
     Ok(written)
 }
 
+/// [`follow`] for many changes of one transaction, writing their metric rows in one insert.
+pub async fn follow_all(
+    tx: &mut Tx,
+    effects: &Effects,
+    changes: &[Change<'_>],
+) -> store::Result<usize> {
+    let mut written = 0;
+    let mut names = Vec::new();
+    for change in changes {
+        for job in consequences(effects, *change) {
+            if jobs::enqueue(tx, &effects.jobs, &job).await? {
+                written += 1;
+            }
+        }
+        if effects.go_metrics {
+            names.extend(metrics(tx, *change).await?);
+        }
+    }
+    metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
+    Ok(written)
+}
+
 /// The Go Metrics counters a change adds to (the original's real-time `.sum` metrics).
 pub async fn metrics(tx: &mut Tx, change: Change<'_>) -> store::Result<Vec<String>> {
     Ok(match change {

@@ -25,7 +25,7 @@ create table job (
     updated_at    timestamptz not null,
     failed_at     timestamptz
 );
-create index job_pending_idx on job (run_at) where state = 'pending';
+create index job_pending_idx on job (run_at, id) where state = 'pending';
 create index job_running_idx on job (locked_until) where state = 'running';
 create index job_failed_idx on job (failed_at) where state = 'failed';
 create unique index job_dedupe_key on job (dedupe_key) where state in ('pending', 'running');

@@ -40,6 +40,8 @@ pub struct JobContext {
     pub metrics_flush: Duration,
     /// Content read by sends, cached briefly.
     pub content: sending::content_cache::ContentCache,
+    /// Records accepted sends in batches.
+    pub completer: sending::completion::Completer,
 }
 
 /// Why a job did not succeed this time.
@@ -294,6 +296,10 @@ async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Fa
             if claim.finish(&mut tx).await? {
                 tx.commit().await?;
                 tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
+                if enqueued >= 10_000 {
+                    let mut conn = ctx.db.acquire().await?;
+                    store::jobs::refresh_statistics(conn.conn()).await?;
+                }
             }
             Ok(())
         }

@@ -12,12 +12,12 @@
 
 use uuid::Uuid;
 
+use super::completion::Completion;
 use super::{outbound_body, Outbound};
-use crate::effects::{follow, Change};
 use crate::jobs::worker::{Claim, Failure, JobContext};
 use crate::store::{content as content_sql, subscriptions as sql};
 use crate::subscriptions::model::{status, PREPEND_KEY};
-use crate::subscriptions::{self, resend_sequence_number};
+use crate::subscriptions::{resend_sequence_number, Sent};
 
 pub async fn send(
     ctx: &JobContext,
@@ -115,30 +115,18 @@ pub async fn send(
         .content
         .last_sequence_number(&ctx.db, set.id, lang)
         .await?;
-    let mut tx = ctx.db.begin().await?;
-    follow(
-        &mut tx,
-        &ctx.effects,
-        Change::MessageSent {
-            subscription: &subscription,
-            set: &set,
-        },
-    )
-    .await?;
-    if !resend {
-        subscriptions::record_sent(
-            &mut tx,
-            &ctx.effects,
-            &subscription,
-            sequence_number,
-            prepend.is_some(),
-            last,
-        )
-        .await?;
-    }
-    if claim.finish(&mut tx).await? {
-        tx.commit().await?;
-        metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "").increment(1);
-    }
-    Ok(())
+    let sent = (!resend).then(|| Sent {
+        before: subscription.clone(),
+        sequence_number,
+        prepend_used: prepend.is_some(),
+        last,
+    });
+    let completion = Completion {
+        job_id: claim.row.id,
+        worker: claim.worker.to_string(),
+        set,
+        sent,
+        subscription,
+    };
+    ctx.completer.complete(completion).await
 }

@@ -1,6 +1,7 @@
 //! Sending one message: compose the Message Sender's outbound body, and the send job that looks
 //! up the address, posts the outbound and records the send.
 
+pub mod completion;
 pub mod content_cache;
 pub mod job;
 pub mod rate;

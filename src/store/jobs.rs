@@ -55,9 +55,13 @@ pub async fn insert_job(conn: Conn<'_>, job: &NewJob<'_>, now: DateTime<Utc>) ->
 }
 
 /// Claims up to `limit` due jobs for `worker` until `lease_until`: pending jobs whose time has
-/// come, and running jobs whose worker let the lease expire (it died). Each claim counts as an
-/// attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once without
-/// taking the same job; SQLite's write lock serialises the claims instead.
+/// come (oldest first), and running jobs whose worker let the lease expire (it died). Each claim
+/// counts as an attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once
+/// without taking the same job; SQLite's write lock serialises the claims instead.
+///
+/// Both kinds are picked in their own materialised subquery, each walking its own partial
+/// index, so a claim costs the same with ten pending jobs or a million (an `IN (... limit ...)`
+/// or an `OR` of the two made PostgreSQL rescan or sort the whole queue per claim).
 pub async fn claim_jobs(
     conn: Conn<'_>,
     worker: &str,
@@ -65,17 +69,20 @@ pub async fn claim_jobs(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<JobRow>> {
-    const POSTGRES: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-        locked_until = $2, updated_at = $3 \
-        where id in (select id from job \
-            where (state = 'pending' and run_at <= $3) or (state = 'running' and locked_until < $3) \
-            order by run_at, id limit $4 for update skip locked) \
+    const POSTGRES: &str = "with due as materialized ( \
+            select id from job where state = 'pending' and run_at <= $3 \
+            order by run_at, id limit $4 for update skip locked), \
+        lost as materialized ( \
+            select id from job where state = 'running' and locked_until < $3 \
+            order by locked_until limit $4 for update skip locked) \
+        update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
+            locked_until = $2, updated_at = $3 \
+        where id in (select id from due union all select id from lost) \
         returning *";
     const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-        locked_until = $2, updated_at = $3 \
-        where id in (select id from job \
-            where (state = 'pending' and run_at <= $3) or (state = 'running' and locked_until < $3) \
-            order by run_at, id limit $4) \
+            locked_until = $2, updated_at = $3 \
+        where id in (select id from job where state = 'pending' and run_at <= $3 order by run_at, id limit $4) \
+           or id in (select id from job where state = 'running' and locked_until < $3 order by locked_until limit $4) \
         returning *";
     Ok(match conn {
         Conn::Postgres(c) => {
@@ -97,6 +104,15 @@ pub async fn claim_jobs(
                 .await?
         }
     })
+}
+
+/// Refreshes the planner's statistics of the job table after a large insert, so that the
+/// claims that follow are planned for the queue's real size (PostgreSQL; SQLite needs none).
+pub async fn refresh_statistics(conn: Conn<'_>) -> Result<()> {
+    if let Conn::Postgres(c) = conn {
+        sqlx::query("analyze job").execute(&mut *c).await?;
+    }
+    Ok(())
 }
 
 /// Removes a finished job, if `worker` still holds it. `false` means the lease was lost and
@@ -167,4 +183,22 @@ pub async fn queue_depth(conn: Conn<'_>) -> Result<Vec<(String, i64)>> {
 pub async fn oldest_pending(conn: Conn<'_>) -> Result<Option<DateTime<Utc>>> {
     const SQL: &str = "select min(run_at) from job where state = 'pending'";
     Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).fetch_one(&mut *c).await)?)
+}
+
+/// Removes finished jobs that `worker` still holds; returns how many.
+pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<u64> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new("delete from job where state = 'running' and locked_by = ");
+        qb.push_bind(worker.to_string());
+        qb.push(" and id in (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *c).await?.rows_affected()
+    }))
 }

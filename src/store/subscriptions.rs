@@ -130,6 +130,7 @@ pub async fn set_metadata(
 
 /// What a successful send changes, written only if the subscription is still at the sequence
 /// number that was sent (so that a duplicate completion cannot advance it twice).
+#[derive(Debug, Clone)]
 pub struct Advance {
     pub sent_sequence_number: i32,
     pub next_sequence_number: i32,
@@ -137,34 +138,6 @@ pub struct Advance {
     /// Remove `prepend_next_delivery` from the metadata (it went out with this message). Done
     /// in SQL so that a concurrent change to other metadata keys is kept.
     pub clear_prepend: bool,
-}
-
-/// Applies the advance; returns the subscription as it now is, or `None` if it had already
-/// moved past the sequence number sent.
-pub async fn advance(
-    conn: Conn<'_>,
-    id: Uuid,
-    a: &Advance,
-    now: DateTime<Utc>,
-) -> Result<Option<Subscription>> {
-    const POSTGRES: &str = "update subscription set next_sequence_number = $3, completed = $4, \
-        active = case when $4 then false else active end, \
-        process_status = case when $4 then 2 else 0 end, \
-        metadata = case when $5 then metadata - 'prepend_next_delivery' else metadata end, updated_at = $6 \
-        where id = $1 and next_sequence_number = $2 returning *";
-    const SQLITE: &str = "update subscription set next_sequence_number = $3, completed = $4, \
-        active = case when $4 then false else active end, \
-        process_status = case when $4 then 2 else 0 end, \
-        metadata = case when $5 then json_remove(metadata, '$.prepend_next_delivery') else metadata end, updated_at = $6 \
-        where id = $1 and next_sequence_number = $2 returning *";
-    let sql = match conn.backend() {
-        super::Backend::Postgres => POSTGRES,
-        super::Backend::Sqlite => SQLITE,
-    };
-    Ok(on_conn!(conn, c => sqlx::query_as(sql)
-        .bind(id).bind(a.sent_sequence_number).bind(a.next_sequence_number).bind(a.completed)
-        .bind(a.clear_prepend).bind(now)
-        .fetch_optional(&mut *c).await)?)
 }
 
 /// The message a subscription at `sequence_number` in `lang` gets.
@@ -202,4 +175,74 @@ pub async fn count_on_schedule(conn: Conn<'_>, schedule_id: i64) -> Result<i64> 
 pub async fn count_on_message_set(conn: Conn<'_>, message_set_id: i64) -> Result<i64> {
     const SQL: &str = "select count(*) from subscription where message_set_id = $1";
     Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(message_set_id).fetch_one(&mut *c).await)?)
+}
+
+/// One subscription's advance in [`advance_many`].
+#[derive(Debug, Clone)]
+pub struct AdvanceOf {
+    pub id: Uuid,
+    pub advance: Advance,
+}
+
+/// Applies many advances in one statement; returns the rows that advanced (those still at the
+/// sequence number sent).
+pub async fn advance_many(
+    conn: Conn<'_>,
+    items: &[AdvanceOf],
+    now: DateTime<Utc>,
+) -> Result<Vec<Subscription>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    match conn {
+        Conn::Postgres(c) => {
+            const SQL: &str = "update subscription s set next_sequence_number = v.next, completed = v.completed, \
+                active = case when v.completed then false else s.active end, \
+                process_status = case when v.completed then 2 else 0 end, \
+                metadata = case when v.clear then s.metadata - 'prepend_next_delivery' else s.metadata end, \
+                updated_at = $6 \
+                from unnest($1::uuid[], $2::int4[], $3::int4[], $4::bool[], $5::bool[]) as v(id, sent, next, completed, clear) \
+                where s.id = v.id and s.next_sequence_number = v.sent returning s.*";
+            let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
+            let sent: Vec<i32> = items
+                .iter()
+                .map(|i| i.advance.sent_sequence_number)
+                .collect();
+            let next: Vec<i32> = items
+                .iter()
+                .map(|i| i.advance.next_sequence_number)
+                .collect();
+            let completed: Vec<bool> = items.iter().map(|i| i.advance.completed).collect();
+            let clear: Vec<bool> = items.iter().map(|i| i.advance.clear_prepend).collect();
+            Ok(sqlx::query_as(SQL)
+                .bind(ids)
+                .bind(sent)
+                .bind(next)
+                .bind(completed)
+                .bind(clear)
+                .bind(now)
+                .fetch_all(&mut *c)
+                .await?)
+        }
+        Conn::Sqlite(c) => {
+            let mut qb = sqlx::QueryBuilder::new("with v(id, sent, next, completed, clear) as (");
+            qb.push_values(items, |mut row, item| {
+                row.push_bind(item.id)
+                    .push_bind(item.advance.sent_sequence_number)
+                    .push_bind(item.advance.next_sequence_number)
+                    .push_bind(item.advance.completed)
+                    .push_bind(item.advance.clear_prepend);
+            });
+            qb.push(
+                ") update subscription set next_sequence_number = v.next, completed = v.completed, \
+                 active = case when v.completed then 0 else active end, \
+                 process_status = case when v.completed then 2 else 0 end, \
+                 metadata = case when v.clear then json_remove(metadata, '$.prepend_next_delivery') else metadata end, \
+                 updated_at = ",
+            );
+            qb.push_bind(now);
+            qb.push(" from v where subscription.id = v.id and subscription.next_sequence_number = v.sent returning *");
+            Ok(qb.build_query_as().fetch_all(&mut *c).await?)
+        }
+    }
 }

@@ -204,39 +204,55 @@ pub fn resend_sequence_number(s: &Subscription) -> i32 {
     }
 }
 
-/// Records that message `sent` was accepted for `before`: moves to the next message, or
-/// completes the set (when `sent` is the set's `last` message in the language) and starts the
-/// next one; clears a prepended text that went out with it. Does nothing if the subscription
-/// has already moved past `sent`.
-pub async fn record_sent(
-    tx: &mut Tx,
-    effects: &Effects,
-    before: &Subscription,
-    sent: i32,
-    prepend_used: bool,
-    last: Option<i32>,
-) -> Result<()> {
-    let completed = last.is_none_or(|last| sent >= last);
-    let advance = Advance {
-        sent_sequence_number: sent,
-        next_sequence_number: if completed { sent } else { sent + 1 },
-        completed,
-        clear_prepend: prepend_used,
-    };
-    let Some(after) = sql::advance(tx.conn(), before.id, &advance, store::now()).await? else {
-        return Ok(());
-    };
-    follow(
-        tx,
-        effects,
-        Change::SubscriptionUpdated {
-            before,
-            after: &after,
-        },
-    )
-    .await?;
-    if completed {
-        start_next_set(tx, effects, &after).await?;
+/// A message accepted for a subscription, to record with [`record_sent_many`].
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The subscription as read before the send.
+    pub before: Subscription,
+    pub sequence_number: i32,
+    pub prepend_used: bool,
+    /// The set's last sequence number in the subscription's language.
+    pub last: Option<i32>,
+}
+
+/// Records that each message was accepted: moves each subscription to its next message, or
+/// completes its set (when it was the set's last message in the language) and starts the next
+/// set; clears a prepended text that went out. One statement for all; a subscription that has
+/// already moved past the number sent is left alone (so a repeated send never advances twice).
+pub async fn record_sent_many(tx: &mut Tx, effects: &Effects, sent: &[Sent]) -> Result<()> {
+    let items: Vec<sql::AdvanceOf> = sent
+        .iter()
+        .map(|s| {
+            let completed = s.last.is_none_or(|last| s.sequence_number >= last);
+            sql::AdvanceOf {
+                id: s.before.id,
+                advance: Advance {
+                    sent_sequence_number: s.sequence_number,
+                    next_sequence_number: if completed {
+                        s.sequence_number
+                    } else {
+                        s.sequence_number + 1
+                    },
+                    completed,
+                    clear_prepend: s.prepend_used,
+                },
+            }
+        })
+        .collect();
+    let advanced = sql::advance_many(tx.conn(), &items, store::now()).await?;
+    let before: std::collections::HashMap<Uuid, &Subscription> =
+        sent.iter().map(|s| (s.before.id, &s.before)).collect();
+    let changes: Vec<Change> = advanced
+        .iter()
+        .filter_map(|after| {
+            before
+                .get(&after.id)
+                .map(|before| Change::SubscriptionUpdated { before, after })
+        })
+        .collect();
+    crate::effects::follow_all(tx, effects, &changes).await?;
+    for after in advanced.iter().filter(|a| a.completed) {
+        start_next_set(tx, effects, after).await?;
     }
     Ok(())
 }

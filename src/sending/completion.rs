@@ -1,0 +1,126 @@
+//! Finishing sends in batches: each send job hands its result to one committer task, which
+//! records up to `BATCH` sends in one transaction (one statement to advance them all, one to
+//! remove their jobs, one commit) instead of a transaction per send. Sends that complete while
+//! a batch is being written form the next batch, so batches grow with the load (group commit).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::content::model::MessageSet;
+use crate::effects::{follow_all, Change, Effects};
+use crate::jobs::worker::Failure;
+use crate::store::{jobs as jobs_sql, Db};
+use crate::subscriptions::{self, Sent};
+
+const BATCH: usize = 256;
+
+/// One accepted message, to be recorded.
+pub struct Completion {
+    pub job_id: i64,
+    pub worker: String,
+    pub set: Arc<MessageSet>,
+    /// `None` for a resend, which does not advance.
+    pub sent: Option<Sent>,
+    /// The subscription the message went to.
+    pub subscription: crate::subscriptions::model::Subscription,
+}
+
+type Done = oneshot::Sender<Result<(), String>>;
+
+#[derive(Clone)]
+pub struct Completer {
+    queue: mpsc::Sender<(Completion, Done)>,
+}
+
+impl Completer {
+    /// Starts the committer task; it ends when the last `Completer` is dropped.
+    pub fn start(db: Db, effects: Effects) -> Completer {
+        let (queue, receiver) = mpsc::channel(BATCH * 4);
+        tokio::spawn(run(db, effects, receiver));
+        Completer { queue }
+    }
+
+    /// Records the send; returns once its transaction has committed.
+    pub async fn complete(&self, completion: Completion) -> Result<(), Failure> {
+        let (done, result) = oneshot::channel();
+        let lost = || Failure {
+            retryable: true,
+            message: "the send committer stopped".into(),
+            process_status: None,
+            metric: None,
+        };
+        self.queue
+            .send((completion, done))
+            .await
+            .map_err(|_| lost())?;
+        match result.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(Failure {
+                retryable: true,
+                message,
+                process_status: None,
+                metric: None,
+            }),
+            Err(_) => Err(lost()),
+        }
+    }
+}
+
+async fn run(db: Db, effects: Effects, mut receiver: mpsc::Receiver<(Completion, Done)>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (completions, done): (Vec<Completion>, Vec<Done>) = batch.into_iter().unzip();
+        let result = commit(&db, &effects, &completions)
+            .await
+            .map_err(|err| format!("recording sends: {err:?}"));
+        if let Err(err) = &result {
+            tracing::warn!(error = %err, sends = completions.len(), "a batch of sends could not be recorded; their jobs retry");
+        }
+        metrics::histogram!("sbm_send_commit_batch_size").record(completions.len() as f64);
+        for sender in done {
+            let _ = sender.send(result.clone());
+        }
+    }
+}
+
+async fn commit(
+    db: &Db,
+    effects: &Effects,
+    completions: &[Completion],
+) -> Result<(), crate::domain::Error> {
+    let mut tx = db.begin().await?;
+    let sent: Vec<Sent> = completions.iter().filter_map(|c| c.sent.clone()).collect();
+    subscriptions::record_sent_many(&mut tx, effects, &sent).await?;
+    let messages: Vec<Change> = completions
+        .iter()
+        .map(|c| Change::MessageSent {
+            subscription: &c.subscription,
+            set: &c.set,
+        })
+        .collect();
+    follow_all(&mut tx, effects, &messages).await?;
+    let mut by_worker: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for c in completions {
+        by_worker
+            .entry(c.worker.as_str())
+            .or_default()
+            .push(c.job_id);
+    }
+    for (worker, ids) in by_worker {
+        // A job whose lease this worker lost is finished by its new holder; its send was
+        // recorded here already, so that holder's advance finds nothing left to do.
+        jobs_sql::finish_jobs(tx.conn(), &ids, worker).await?;
+    }
+    tx.commit().await?;
+    metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "")
+        .increment(completions.len() as u64);
+    Ok(())
+}
