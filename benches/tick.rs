@@ -7,7 +7,7 @@
 //! and every subscription advanced, sends per second, sbm's peak RSS, and whether the fake
 //! Message Sender received exactly N messages (no duplicates, none missing).
 //!
-//!     cargo bench --bench tick -- --backend postgres --n 1000000 [--concurrency 64]
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 [--concurrency 256]
 //!     cargo bench --bench tick -- --backend sqlite --n 100000
 
 use std::collections::HashSet;
@@ -47,7 +47,7 @@ fn options() -> Options {
             .unwrap_or(100_000),
         concurrency: value("--concurrency")
             .map(|v| v.parse().expect("--concurrency takes a number"))
-            .unwrap_or(64),
+            .unwrap_or(256),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }

@@ -221,7 +221,7 @@ pub struct WorkerConfig {
     #[arg(
         long = "worker-concurrency",
         env = "SBM_WORKER_CONCURRENCY",
-        default_value_t = 32
+        default_value_t = 256
     )]
     pub concurrency: usize,
     /// [Worker] Milliseconds between looks at the queue when it was empty.
@@ -298,7 +298,7 @@ pub struct WorkerConfig {
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            concurrency: 32,
+            concurrency: 256,
             poll_ms: 1000,
             lease_secs: 300,
             max_attempts: 6,

@@ -1,6 +1,7 @@
 //! The worker: claims due jobs in batches, runs them concurrently under a limit, and records
 //! each outcome (done, retry later, failed).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use crate::effects::Effects;
 use crate::peers::{self, Peers};
 use crate::store::jobs::{self as sql, JobRow};
 use crate::store::{self, subscriptions as subscription_sql, Db, Tx};
+use crate::subscriptions::model::Subscription;
 use crate::{domain, sending};
 
 /// What jobs need to run.
@@ -161,6 +163,21 @@ impl Worker {
         .await?;
         tx.commit().await?;
         let claimed = rows.len();
+        // The send jobs of the batch read their subscriptions in one query, not one each.
+        let send_ids: Vec<uuid::Uuid> = rows
+            .iter()
+            .filter(|r| r.kind == "send_message")
+            .filter_map(|r| r.subscription_id)
+            .collect();
+        // A failed prefetch only means each send reads its own subscription.
+        let prefetched: HashMap<uuid::Uuid, Subscription> = match self.prefetch(&send_ids).await {
+            Ok(found) => found.into_iter().map(|s| (s.id, s)).collect(),
+            Err(err) => {
+                tracing::warn!(error = ?err, "could not prefetch subscriptions");
+                HashMap::new()
+            }
+        };
+        let prefetched = Arc::new(prefetched);
         for row in rows {
             let permit = self
                 .permits
@@ -170,12 +187,24 @@ impl Worker {
                 .expect("the semaphore is never closed");
             let ctx = self.ctx.clone();
             let worker = self.id.clone();
+            let prefetched = prefetched.clone();
             tokio::spawn(async move {
-                run_job(&ctx, &worker, &row).await;
+                let subscription = row
+                    .subscription_id
+                    .and_then(|id| prefetched.get(&id).cloned());
+                run_job(&ctx, &worker, &row, subscription).await;
                 drop(permit);
             });
         }
         Ok(claimed)
+    }
+
+    async fn prefetch(&self, ids: &[uuid::Uuid]) -> Result<Vec<Subscription>, store::Error> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.ctx.db.acquire().await?;
+        subscription_sql::get_subscriptions(conn.conn(), ids).await
     }
 
     /// Waits until every started job has ended.
@@ -227,7 +256,7 @@ impl Worker {
     }
 }
 
-async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
+async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow, subscription: Option<Subscription>) {
     let started = std::time::Instant::now();
     let claim = Claim { row, worker };
     let outcome = match serde_json::from_value::<Job>(row.payload.0.clone()) {
@@ -236,7 +265,7 @@ async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
             "the worker running this job stopped before it finished, too often",
             None,
         )),
-        Ok(job) => execute(ctx, &claim, job).await,
+        Ok(job) => execute(ctx, &claim, job, subscription).await,
     };
     metrics::histogram!("sbm_job_duration_seconds", "kind" => row.kind.clone())
         .record(started.elapsed().as_secs_f64());
@@ -247,7 +276,12 @@ async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow) {
     }
 }
 
-async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Failure> {
+async fn execute(
+    ctx: &JobContext,
+    claim: &Claim<'_>,
+    job: Job,
+    subscription: Option<Subscription>,
+) -> Result<(), Failure> {
     let span = tracing::info_span!(
         "job",
         id = claim.row.id,
@@ -278,7 +312,7 @@ async fn execute(ctx: &JobContext, claim: &Claim<'_>, job: Job) -> Result<(), Fa
         Job::SendMessage {
             subscription_id,
             resend,
-        } => sending::job::send(ctx, claim, subscription_id, resend).await,
+        } => sending::job::send(ctx, claim, subscription_id, resend, subscription).await,
         Job::FireScheduledMetrics => {
             if let Some(client) = &ctx.go_metrics {
                 let values = crate::go_metrics::scheduled(&ctx.db).await?;

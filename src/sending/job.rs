@@ -16,19 +16,24 @@ use super::completion::Completion;
 use super::{outbound_body, Outbound};
 use crate::jobs::worker::{Claim, Failure, JobContext};
 use crate::store::{content as content_sql, subscriptions as sql};
-use crate::subscriptions::model::{status, PREPEND_KEY};
+use crate::subscriptions::model::{status, Subscription, PREPEND_KEY};
 use crate::subscriptions::{resend_sequence_number, Sent};
 
+/// `prefetched` is the subscription as read when the job was claimed, if it was.
 pub async fn send(
     ctx: &JobContext,
     claim: &Claim<'_>,
     subscription_id: Uuid,
     resend: bool,
+    prefetched: Option<Subscription>,
 ) -> Result<(), Failure> {
     let send_id = claim.row.task_id;
-    let subscription = {
-        let mut conn = ctx.db.acquire().await?;
-        sql::get_subscription(conn.conn(), subscription_id).await?
+    let subscription = match prefetched {
+        Some(subscription) => Some(subscription),
+        None => {
+            let mut conn = ctx.db.acquire().await?;
+            sql::get_subscription(conn.conn(), subscription_id).await?
+        }
     };
     let Some(subscription) = subscription.filter(|s| resend || s.is_live()) else {
         // Deleted, deactivated or completed since the send was asked for: nothing to send.

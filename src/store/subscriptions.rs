@@ -246,3 +246,19 @@ pub async fn advance_many(
         }
     }
 }
+
+/// The subscriptions with these ids (missing ones are skipped), in one query.
+pub async fn get_subscriptions(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subscription>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new("select * from subscription where id in (");
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        qb.push(")");
+        qb.build_query_as().fetch_all(&mut *c).await?
+    }))
+}
