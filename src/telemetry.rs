@@ -30,10 +30,22 @@ pub fn prometheus() -> &'static metrics_exporter_prometheus::PrometheusHandle {
         let seconds = [
             0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
         ];
-        metrics_exporter_prometheus::PrometheusBuilder::new()
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
             .set_buckets(&seconds)
             .expect("the bucket list is not empty")
             .install_recorder()
-            .expect("no other metrics recorder is installed")
+            .expect("no other metrics recorder is installed");
+        // Histogram samples wait in the recorder until a scrape or an upkeep folds them into
+        // buckets; without a scrape they would pile up with every send. A plain thread keeps
+        // this independent of any runtime.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("prometheus-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(5));
+                upkeep.run_upkeep();
+            })
+            .expect("a thread can be started");
+        handle
     })
 }

@@ -327,13 +327,12 @@ async fn execute(
             let enqueued =
                 store::ticks::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, now)
                     .await?;
+            if enqueued >= 10_000 {
+                store::jobs::refresh_statistics(tx.conn()).await?;
+            }
             if claim.finish(&mut tx).await? {
                 tx.commit().await?;
                 tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
-                if enqueued >= 10_000 {
-                    let mut conn = ctx.db.acquire().await?;
-                    store::jobs::refresh_statistics(conn.conn()).await?;
-                }
             }
             Ok(())
         }

@@ -40,11 +40,11 @@ pub async fn fire(
     }
     let enqueued = sql::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, now).await?;
     sql::record_tick_enqueued(tx.conn(), schedule_id, minute, enqueued as i64).await?;
-    tx.commit().await?;
+    // Before the jobs become visible, so that no worker plans its claims for an empty queue.
     if enqueued >= 10_000 {
-        let mut conn = db.acquire().await?;
-        store::jobs::refresh_statistics(conn.conn()).await?;
+        store::jobs::refresh_statistics(tx.conn()).await?;
     }
+    tx.commit().await?;
     Ok(Some(enqueued))
 }
 
