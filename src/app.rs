@@ -121,6 +121,9 @@ impl App {
             effects: Arc::new(jobs.effects.clone()),
             scheduler_inbound_token: jobs.scheduler_inbound_token.clone(),
             send_dedupe_window: Duration::from_secs(config.send.dedupe_window_secs),
+            tokens: Arc::new(crate::auth::cache::TokenCache::new(Duration::from_millis(
+                http.auth_cache_ms,
+            ))),
             wake,
         };
         let router = http::router(state)

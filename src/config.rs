@@ -117,6 +117,15 @@ pub struct HttpConfig {
         default_value_t = 1000
     )]
     pub max_page_size: i64,
+
+    /// [HTTP] Milliseconds a token that authenticated is trusted without looking it up again;
+    /// a revoked token stops working within this long. 0 looks every request's token up.
+    #[arg(
+        long = "auth-cache-ms",
+        env = "SBM_AUTH_CACHE_MS",
+        default_value_t = 5_000
+    )]
+    pub auth_cache_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]

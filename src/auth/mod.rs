@@ -3,6 +3,7 @@
 //! Tokens look like DRF's (40 hex characters) so that clients and configuration written for the
 //! original keep working, but only their SHA-256 is stored.
 
+pub mod cache;
 pub mod model;
 
 use rand::RngCore;
@@ -94,10 +95,22 @@ pub async fn create_user(
     Ok((user, created))
 }
 
-/// Looks a presented token up. `None` for unknown and revoked tokens.
-pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Caller>, store::Error> {
+/// Looks a presented token up (in `cache` first). `None` for unknown and revoked tokens.
+pub async fn authenticate(
+    db: &Db,
+    cache: &cache::TokenCache,
+    token: &str,
+) -> Result<Option<Caller>, store::Error> {
+    let hash = hash_token(token);
+    if let Some(caller) = cache.get(&hash) {
+        return Ok(Some(caller));
+    }
     let mut conn = db.acquire().await?;
-    users::caller_for_token(conn.conn(), &hash_token(token)).await
+    let caller = users::caller_for_token(conn.conn(), &hash).await?;
+    if let Some(caller) = &caller {
+        cache.put(hash, caller.clone());
+    }
+    Ok(caller)
 }
 
 /// Revokes a token given either in full or by its prefix; returns how many were revoked.

@@ -70,7 +70,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = presented_token(parts)?;
         let state = AppState::from_ref(state);
-        match auth::authenticate(&state.db, &token).await? {
+        match auth::authenticate(&state.db, &state.tokens, &token).await? {
             Some(caller) if caller.is_active => Ok(User(caller)),
             Some(_) => Err(ApiError::AuthenticationFailed("User inactive or deleted.")),
             None => Err(ApiError::AuthenticationFailed("Invalid token.")),

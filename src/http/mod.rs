@@ -59,6 +59,8 @@ pub struct AppState {
     pub send_dedupe_window: Duration,
     /// Tells this process's worker that jobs were written.
     pub wake: Arc<Notify>,
+    /// Tokens that authenticated recently.
+    pub tokens: Arc<crate::auth::cache::TokenCache>,
 }
 
 impl AppState {

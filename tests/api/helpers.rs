@@ -149,6 +149,8 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             max_upload_bytes: 1024 * 1024,
             page_size: 1000,
             max_page_size: 1000,
+            // Revocation tests need every request's token looked up.
+            auth_cache_ms: 0,
         },
         media: MediaConfig { media_root },
         peers: PeersConfig::default(),
