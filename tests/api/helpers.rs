@@ -199,6 +199,30 @@ pub fn use_peers(config: &mut ServeConfig, peers: &crate::peers::FakePeers) {
     };
 }
 
+/// A worker of this test's own (as another process would run), against the app's database and
+/// the fake peers; without the Seed Scheduler when `scheduler` is false.
+pub fn worker_for(
+    app: &TestApp,
+    peers: &crate::peers::FakePeers,
+    scheduler: bool,
+) -> sbm::jobs::worker::Worker {
+    let mut config = serve_config(std::env::temp_dir());
+    use_peers(&mut config, peers);
+    if !scheduler {
+        config.peers.scheduler_url = None;
+    }
+    let wake = std::sync::Arc::new(tokio::sync::Notify::new());
+    let ctx = sbm::app::job_context(
+        app.db.clone(),
+        &config.peers,
+        &config.worker,
+        &config.metrics,
+        app.address.clone(),
+        wake,
+    );
+    sbm::jobs::worker::Worker::new(std::sync::Arc::new(ctx))
+}
+
 /// Waits (up to 15 s) until `check` holds, polling.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -1,7 +1,6 @@
 //! The built-in scheduler (no Seed Scheduler configured): ticks enqueue the sends of every ready
 //! subscription on a schedule, once per (schedule, minute), whatever races or restarts.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -114,19 +113,7 @@ impl Bulk {
     }
 
     fn worker(&self) -> sbm::jobs::worker::Worker {
-        let mut config = crate::helpers::serve_config(std::env::temp_dir());
-        use_peers(&mut config, &self.peers);
-        config.peers.scheduler_url = None;
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let ctx = sbm::app::job_context(
-            self.app.db.clone(),
-            &config.peers,
-            &config.worker,
-            &config.metrics,
-            self.app.address.clone(),
-            wake,
-        );
-        sbm::jobs::worker::Worker::new(Arc::new(ctx))
+        crate::helpers::worker_for(&self.app, &self.peers, false)
     }
 
     /// Every subscriber got exactly one message.

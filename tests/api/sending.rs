@@ -1,12 +1,12 @@
 //! The send pipeline end to end: subscription → Seed Scheduler schedule → POST-back → Identity
 //! Store → Message Sender → advance → complete → next set, with the peers as fake HTTP servers.
 
-use std::sync::Arc;
-
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app_with, use_peers, Backend, TestApp, INBOUND_TOKEN};
+use crate::helpers::{
+    eventually, spawn_app_with, use_peers, worker_for, Backend, TestApp, INBOUND_TOKEN,
+};
 use crate::on_both_backends;
 use crate::peers::FakePeers;
 
@@ -593,28 +593,13 @@ async fn the_send_endpoint_takes_the_scheduler_token_and_refuses_unknown_subscri
     assert_eq!(reply.json()["accepted"], false);
 }
 
-fn job_context(w: &World) -> Arc<sbm::jobs::worker::JobContext> {
-    let mut config = crate::helpers::serve_config(std::env::temp_dir());
-    use_peers(&mut config, &w.peers);
-    let wake = Arc::new(tokio::sync::Notify::new());
-    Arc::new(sbm::app::job_context(
-        w.app.db.clone(),
-        &config.peers,
-        &config.worker,
-        &config.metrics,
-        w.app.address.clone(),
-        wake,
-    ))
-}
-
 async fn a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease(backend: Backend) {
     let Some(w) = world_with(backend, |c| c.no_worker = true).await else {
         return;
     };
     let set = w.text_set("set", 3).await;
     let id = w.subscribe(json!({"messageset": set})).await;
-    let ctx = job_context(&w);
-    let worker = sbm::jobs::worker::Worker::new(ctx);
+    let worker = worker_for(&w.app, &w.peers, true);
     worker.drain().await.unwrap(); // the Scheduler schedule
     let scheduler_id = w.scheduler_id(&id).await;
     w.peers.fire(&scheduler_id).await;
@@ -665,8 +650,8 @@ async fn two_workers_on_one_database_never_send_a_message_twice(backend: Backend
             .await;
         send.expect(201);
     }
-    let first = sbm::jobs::worker::Worker::new(job_context(&w));
-    let second = sbm::jobs::worker::Worker::new(job_context(&w));
+    let first = worker_for(&w.app, &w.peers, true);
+    let second = worker_for(&w.app, &w.peers, true);
     let (a, b) = tokio::join!(first.drain(), second.drain());
     a.unwrap();
     b.unwrap();
@@ -739,7 +724,7 @@ async fn a_worker_process_killed_mid_send_leaves_the_send_to_another_worker(back
     assert!(w.peers.outbounds().is_empty());
 
     // Another worker takes the send over once the dead one's lease has run out.
-    let worker = sbm::jobs::worker::Worker::new(job_context(&w));
+    let worker = worker_for(&w.app, &w.peers, true);
     eventually("another worker finishes the send", || async {
         worker.drain().await.unwrap();
         w.peers.outbounds().len() == 1
