@@ -123,12 +123,13 @@ async fn a_failing_metrics_api_is_retried_and_never_holds_up_a_send(backend: Bac
         peers.outbounds().len() == 1
     })
     .await;
-    assert_eq!(
+    eventually("the subscription advances", || async {
         app.get(&format!("/api/v1/subscriptions/{id}/"))
             .await
-            .json()["next_sequence_number"],
-        2
-    );
+            .json()["next_sequence_number"]
+            == 2
+    })
+    .await;
     eventually("the metrics arrive after the failures", || async {
         pushed(&peers).contains_key("message.text.sum")
     })
@@ -215,6 +216,13 @@ async fn prometheus_exposition_counts_requests_sends_and_jobs(backend: Backend) 
     subscribe_and_send(&app, "set").await;
     eventually("the send goes out", || async {
         peers.outbounds().len() == 1
+    })
+    .await;
+    eventually("the send is counted", || async {
+        app.send(app.client.get(app.url("/metrics")))
+            .await
+            .text()
+            .contains("outcome=\"ok\"")
     })
     .await;
     let text = app
