@@ -27,7 +27,8 @@ pub enum Change<'a> {
         after: &'a Subscription,
     },
     SubscriptionDeleted(&'a Subscription),
-    /// A send was asked for (Scheduler POST-back, tick, or resend).
+    /// A send was asked for (Scheduler POST-back or resend). Ticks write their sends
+    /// set-based (`store::ticks::enqueue_schedule_sends`), the same job rows this writes.
     SendRequested {
         subscription: &'a Subscription,
         resend: bool,
@@ -102,17 +103,7 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
 /// Writes the change's consequences in its transaction; returns how many jobs were new (a job
 /// equal to one already waiting is not written twice).
 pub async fn follow(tx: &mut Tx, effects: &Effects, change: Change<'_>) -> store::Result<usize> {
-    let mut written = 0;
-    for job in consequences(effects, change) {
-        if jobs::enqueue(tx, &effects.jobs, &job).await? {
-            written += 1;
-        }
-    }
-    if effects.go_metrics {
-        let names = metrics(tx, change).await?;
-        metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
-    }
-    Ok(written)
+    follow_all(tx, effects, &[change]).await
 }
 
 /// [`follow`] for many changes of one transaction, writing their metric rows in one insert.
