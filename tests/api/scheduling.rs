@@ -324,9 +324,51 @@ async fn the_per_schedule_send_endpoint_sends_every_ready_subscription(backend: 
 }
 
 async fn the_running_scheduler_sends_without_any_post_back(backend: Backend) {
-    let Some(b) = bulk(backend, 3, |c| c.worker.tick_interval_secs = 1).await else {
+    let Some(mut b) = bulk(backend, 0, |c| c.worker.tick_interval_secs = 1).await else {
         return;
     };
+    // Subscribe everyone on a schedule that is not due (another month), then make it due: a
+    // tick firing halfway through the subscribing would rightly leave the rest for the next
+    // due minute, a minute later.
+    use chrono::Datelike;
+    let other_month = (Utc::now().month() % 12 + 1).to_string();
+    let body = json!({"month_of_year": other_month});
+    let schedule = b
+        .app
+        .post("/api/v1/schedule/", body)
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    let body = json!({"short_name": "later", "default_schedule": schedule});
+    let set = b
+        .app
+        .post("/api/v1/messageset/", body)
+        .await
+        .expect(201)
+        .json()["id"]
+        .as_i64()
+        .unwrap();
+    b.app.create_message(set, 1, "eng_ZA", "Message 1").await;
+    for n in 0..3 {
+        let identity = format!("00000000-0000-4000-8000-{n:012}");
+        b.peers.add_address(&identity, &format!("+2782{n:07}"));
+        let body = json!({"identity": identity, "messageset": set, "lang": "eng_ZA"});
+        let created = b
+            .app
+            .post("/api/v1/subscriptions/", body)
+            .await
+            .expect(201)
+            .json();
+        b.subscriptions
+            .push(created["id"].as_str().unwrap().to_string());
+    }
+    let path = format!("/api/v1/schedule/{schedule}/");
+    b.app
+        .patch(&path, json!({"month_of_year": "*"}))
+        .await
+        .expect(200);
     eventually("every subscriber gets its first message", || async {
         b.peers.outbounds().len() == 3
     })
