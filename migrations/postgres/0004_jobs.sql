@@ -17,7 +17,7 @@ create table job (
     locked_until  timestamptz,
     locked_by     text,
     last_error    text,
-    -- at most one unfinished job per key (e.g. one send per subscription at a time)
+    -- at most one unfinished job per key (sends use job_send_once below instead)
     dedupe_key    text,
     -- the subscription the job is about, for the failed-tasks listing
     subscription_id uuid,
@@ -29,3 +29,7 @@ create index job_pending_idx on job (run_at, id) where state = 'pending';
 create index job_running_idx on job (locked_until) where state = 'running';
 create index job_failed_idx on job (failed_at) where state = 'failed';
 create unique index job_dedupe_key on job (dedupe_key) where state in ('pending', 'running');
+-- at most one unfinished send per subscription: a 16-byte key, cheaper to maintain than a
+-- text dedupe key when a tick writes a million sends at once
+create unique index job_send_once on job (subscription_id)
+    where kind = 'send_message' and state in ('pending', 'running');

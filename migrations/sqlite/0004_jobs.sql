@@ -21,3 +21,5 @@ create index job_pending_idx on job (run_at, id) where state = 'pending';
 create index job_running_idx on job (locked_until) where state = 'running';
 create index job_failed_idx on job (failed_at) where state = 'failed';
 create unique index job_dedupe_key on job (dedupe_key) where state in ('pending', 'running');
+create unique index job_send_once on job (subscription_id)
+    where kind = 'send_message' and state in ('pending', 'running');

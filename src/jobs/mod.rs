@@ -67,19 +67,20 @@ impl Job {
         }
     }
 
-    /// Jobs with the same key never wait or run side by side: one send per subscription at a
-    /// time, so a duplicate request while one is pending or running adds nothing.
+    /// Jobs with the same key never wait or run side by side, so a duplicate request while one
+    /// is pending or running adds nothing. Sends have the same rule per subscription, kept by
+    /// the `job_send_once` index rather than a key.
     pub fn dedupe_key(&self) -> Option<String> {
         match self {
             Job::SchedulerCreate { subscription_id } => {
                 Some(format!("scheduler_create:{subscription_id}"))
             }
-            Job::SendMessage {
-                subscription_id, ..
-            } => Some(format!("send:{subscription_id}")),
             Job::FireSchedule { schedule_id } => Some(format!("fire_schedule:{schedule_id}")),
             Job::FireScheduledMetrics => Some("fire_scheduled_metrics".into()),
-            Job::SchedulerDisable { .. } | Job::SchedulerUpdate { .. } => None,
+            // One unfinished send per subscription is enforced by its own index (job_send_once).
+            Job::SendMessage { .. }
+            | Job::SchedulerDisable { .. }
+            | Job::SchedulerUpdate { .. } => None,
         }
     }
 }

@@ -259,7 +259,14 @@ impl Worker {
 async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow, subscription: Option<Subscription>) {
     let started = std::time::Instant::now();
     let claim = Claim { row, worker };
-    let outcome = match serde_json::from_value::<Job>(row.payload.0.clone()) {
+    let mut payload = row.payload.0.clone();
+    // Sends written by a tick keep their subscription id in the row only (store::ticks).
+    if let (Some(id), Some(fields)) = (row.subscription_id, payload.as_object_mut()) {
+        fields
+            .entry("subscription_id")
+            .or_insert_with(|| serde_json::json!(id));
+    }
+    let outcome = match serde_json::from_value::<Job>(payload) {
         Err(err) => Err(Failure::permanent(format!("unreadable job: {err}"), None)),
         Ok(_) if row.attempts > row.max_attempts => Err(Failure::permanent(
             "the worker running this job stopped before it finished, too often",

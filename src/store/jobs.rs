@@ -39,13 +39,14 @@ pub struct NewJob<'a> {
     pub subscription_id: Option<Uuid>,
 }
 
-/// Inserts the job; `false` when an unfinished job with the same dedupe key already exists.
+/// Inserts the job; `false` when an equal unfinished job exists (same dedupe key, or a send for
+/// the same subscription).
 pub async fn insert_job(conn: Conn<'_>, job: &NewJob<'_>, now: DateTime<Utc>) -> Result<bool> {
     const SQL: &str =
         "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
         dedupe_key, subscription_id, created_at, updated_at) \
         values ($1, $2, $3, 'pending', 0, $4, $5, $6, $7, $8, $8) \
-        on conflict (dedupe_key) where state in ('pending', 'running') do nothing";
+        on conflict do nothing";
     let payload = Json(job.payload);
     let done = on_conn!(conn, c => sqlx::query(SQL)
         .bind(Uuid::new_v4()).bind(job.kind).bind(payload).bind(job.max_attempts).bind(job.run_at)
@@ -160,14 +161,18 @@ pub async fn list_failed_jobs(conn: Conn<'_>, slice: Slice) -> Result<Page<JobRo
 }
 
 /// Puts failed jobs back in the queue with fresh attempts; returns how many. Of several failed
-/// jobs with one dedupe key only the newest goes back, and none while an unfinished job holds the
-/// key (that one does the work).
+/// jobs that do the same thing (one dedupe key, or sends to one subscription) only the newest
+/// goes back, and none while an equal unfinished job exists (that one does the work).
 pub async fn requeue_failed_jobs(conn: Conn<'_>, now: DateTime<Utc>) -> Result<u64> {
     const SQL: &str = "update job set state = 'pending', attempts = 0, run_at = $1, failed_at = null, updated_at = $1 \
         where state = 'failed' \
-        and id in (select max(id) from job where state = 'failed' group by coalesce(dedupe_key, cast(id as text))) \
-        and (dedupe_key is null or not exists \
-            (select 1 from job other where other.dedupe_key = job.dedupe_key and other.state in ('pending', 'running')))";
+        and id in (select max(id) from job where state = 'failed' group by kind, dedupe_key, \
+            case when kind = 'send_message' then subscription_id end, \
+            case when dedupe_key is null and kind <> 'send_message' then id end) \
+        and not exists (select 1 from job other where other.state in ('pending', 'running') \
+            and ((job.dedupe_key is not null and other.dedupe_key = job.dedupe_key) \
+              or (job.kind = 'send_message' and other.kind = 'send_message' \
+                  and other.subscription_id = job.subscription_id)))";
     Ok(
         on_conn!(conn, c => sqlx::query(SQL).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?,
     )
