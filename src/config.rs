@@ -9,15 +9,6 @@ use clap::Args;
 
 use crate::store::PoolSettings;
 
-/// Parses the boolean spellings operators use in environment files ("True", "false", "1"…).
-pub fn parse_bool(value: &str) -> Result<bool, String> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
-        "0" | "false" | "f" | "no" | "n" | "off" | "" => Ok(false),
-        other => Err(format!("expected true or false, got {other:?}")),
-    }
-}
-
 #[derive(Args, Debug, Clone)]
 pub struct DatabaseConfig {
     /// [Database] postgres://user@host/db or sqlite://path.db (the file is created if missing).
@@ -158,19 +149,6 @@ pub struct ServeConfig {
     /// [Database] Do not apply pending migrations at start.
     #[arg(long = "no-migrate", env = "SBM_NO_MIGRATE", action = clap::ArgAction::SetTrue)]
     pub no_migrate: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_bool;
-
-    #[test]
-    fn booleans_accept_python_spellings() {
-        assert_eq!(parse_bool("True"), Ok(true));
-        assert_eq!(parse_bool("False"), Ok(false));
-        assert_eq!(parse_bool("1"), Ok(true));
-        assert!(parse_bool("maybe").is_err());
-    }
 }
 
 /// The peer services (base URLs include their `/api/v1` prefix, as in the original).

@@ -141,10 +141,6 @@ impl Worker {
         Worker { id, ctx, permits }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// Claims as many due jobs as there are free slots and starts them; returns how many.
     pub async fn claim_and_start(&self) -> Result<usize, store::Error> {
         let free = self.permits.available_permits();
