@@ -141,6 +141,8 @@ pub struct ServeConfig {
     pub send: SendConfig,
     #[command(flatten)]
     pub metrics: MetricsConfig,
+    #[command(flatten)]
+    pub events: EventsConfig,
 
     /// [Worker] Serve the API only; run the jobs in separate `sbm worker` processes.
     #[arg(long = "no-worker", env = "SBM_NO_WORKER", action = clap::ArgAction::SetTrue)]
@@ -351,4 +353,102 @@ pub struct MetricsConfig {
         default_value_t = 10
     )]
     pub flush_secs: u64,
+}
+
+/// Lifecycle events and the callbacks (WebSub subscriptions) they are delivered to.
+#[derive(Args, Debug, Clone)]
+pub struct EventsConfig {
+    /// [Events] Networks (CIDR, comma-separated) that callbacks may point into although they are
+    /// private, loopback or link-local, e.g. `10.0.0.0/8,127.0.0.1/32`. Such addresses are
+    /// refused by default (SSRF protection); `0.0.0.0/0,::/0` allows every address.
+    #[arg(
+        long = "callback-allowed-networks",
+        env = "SBM_CALLBACK_ALLOWED_NETWORKS",
+        value_delimiter = ',',
+        num_args = 0..
+    )]
+    pub callback_allowed_networks: Vec<String>,
+    /// [Events] Lease given when a subscriber asks for none (seconds; WebSub suggests 10 days).
+    #[arg(
+        long = "hub-lease-default-secs",
+        env = "SBM_HUB_LEASE_DEFAULT_SECS",
+        default_value_t = 864_000
+    )]
+    pub lease_default_secs: i64,
+    /// [Events] Shortest lease granted; shorter requests are raised to it (seconds).
+    #[arg(
+        long = "hub-lease-min-secs",
+        env = "SBM_HUB_LEASE_MIN_SECS",
+        default_value_t = 3_600
+    )]
+    pub lease_min_secs: i64,
+    /// [Events] Longest lease granted; longer requests are lowered to it (seconds).
+    #[arg(
+        long = "hub-lease-max-secs",
+        env = "SBM_HUB_LEASE_MAX_SECS",
+        default_value_t = 31_536_000
+    )]
+    pub lease_max_secs: i64,
+    /// [Events] Seconds to wait before each retry of a failed delivery, comma-separated; after
+    /// the last one the delivery is `failed`. The default makes 8 attempts over about 27 hours.
+    #[arg(
+        long = "delivery-retry-schedule",
+        env = "SBM_DELIVERY_RETRY_SCHEDULE",
+        value_delimiter = ',',
+        default_value = "5,300,1800,7200,18000,36000,36000"
+    )]
+    pub retry_schedule_secs: Vec<u64>,
+    /// [Events] Random spread applied to each retry delay (0.2 = ±20 %).
+    #[arg(
+        long = "delivery-retry-jitter",
+        env = "SBM_DELIVERY_RETRY_JITTER",
+        default_value_t = 0.2
+    )]
+    pub retry_jitter: f64,
+    /// [Events] Longest `Retry-After` honoured from a 429 or 503 (seconds).
+    #[arg(
+        long = "delivery-retry-after-max-secs",
+        env = "SBM_DELIVERY_RETRY_AFTER_MAX_SECS",
+        default_value_t = 3_600
+    )]
+    pub retry_after_max_secs: u64,
+    /// [Events] Timeout of one delivery or verification request (milliseconds).
+    #[arg(
+        long = "delivery-timeout-ms",
+        env = "SBM_DELIVERY_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
+    pub timeout_ms: u64,
+    /// [Events] Deliveries in flight at once, per worker process.
+    #[arg(
+        long = "delivery-concurrency",
+        env = "SBM_DELIVERY_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub concurrency: usize,
+    /// [Events] A callback whose deliveries have only failed for this long is disabled, with a
+    /// `callback.disabled` event (seconds; default 5 days).
+    #[arg(
+        long = "callback-disable-after-secs",
+        env = "SBM_CALLBACK_DISABLE_AFTER_SECS",
+        default_value_t = 432_000
+    )]
+    pub disable_after_secs: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            callback_allowed_networks: Vec::new(),
+            lease_default_secs: 864_000,
+            lease_min_secs: 3_600,
+            lease_max_secs: 31_536_000,
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18000, 36000, 36000],
+            retry_jitter: 0.2,
+            retry_after_max_secs: 3_600,
+            timeout_ms: 15_000,
+            concurrency: 64,
+            disable_after_secs: 432_000,
+        }
+    }
 }
