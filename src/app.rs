@@ -16,7 +16,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::{DatabaseConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig};
+use crate::config::{
+    DatabaseConfig, EventsConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig,
+};
 use crate::content::media::MediaStore;
 use crate::effects::Effects;
 use crate::go_metrics::GoMetricsClient;
@@ -41,9 +43,10 @@ pub fn job_context(
     peers: &PeersConfig,
     worker: &WorkerConfig,
     metrics: &MetricsConfig,
+    events: &EventsConfig,
     public_origin: String,
     wake: Arc<Notify>,
-) -> JobContext {
+) -> anyhow::Result<JobContext> {
     let go_metrics =
         GoMetricsClient::from_config(metrics, Duration::from_millis(peers.peer_timeout_ms));
     let peer_clients = Peers::from_config(peers);
@@ -51,11 +54,16 @@ pub fn job_context(
         jobs: JobSettings::from(worker),
         scheduler_mode: peer_clients.scheduler.is_some(),
         go_metrics: go_metrics.is_some(),
+        public_origin: public_origin.clone(),
     };
+    let hub = Arc::new(crate::callbacks::Hub::new(
+        crate::callbacks::CallbackSettings::from_config(events)?,
+    ));
     // Must be called inside the runtime: it starts the send committer task.
     let completer = crate::sending::completion::Completer::start(db.clone(), effects.clone());
-    JobContext {
+    Ok(JobContext {
         db,
+        hub,
         completer,
         effects,
         peers: peer_clients,
@@ -75,7 +83,7 @@ pub fn job_context(
         content: crate::sending::content_cache::ContentCache::new(Duration::from_millis(
             worker.content_cache_ms,
         )),
-    }
+    })
 }
 
 impl App {
@@ -111,9 +119,10 @@ impl App {
             &config.peers,
             &config.worker,
             &config.metrics,
+            &config.events,
             public_origin,
             wake.clone(),
-        );
+        )?;
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
@@ -125,6 +134,7 @@ impl App {
                 http.auth_cache_ms,
             ))),
             wake,
+            hub: jobs.hub.clone(),
         };
         let router = http::router(state)
             .layer(CatchPanicLayer::custom(|_| internal_error()))

@@ -5,7 +5,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, App};
 use crate::auth;
-use crate::config::{DatabaseConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig};
+use crate::config::{
+    DatabaseConfig, EventsConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig,
+};
 use crate::store::{users, Db};
 
 #[derive(Parser, Debug)]
@@ -47,6 +49,8 @@ pub struct WorkerCommand {
     pub worker: WorkerConfig,
     #[command(flatten)]
     pub metrics: MetricsConfig,
+    #[command(flatten)]
+    pub events: EventsConfig,
     /// [HTTP] Public base URL of the sbm API (for POST-back and media URLs given to peers).
     #[arg(
         long = "public-url",
@@ -157,9 +161,10 @@ async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::R
         &command.peers,
         &command.worker,
         &command.metrics,
+        &command.events,
         origin,
         wake,
-    );
+    )?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
     tokio::spawn(async move {

@@ -1,11 +1,18 @@
 //! The one place that decides what follows each change. Domain code reports a [`Change`] inside
-//! its transaction; [`consequences`] (a plain table from change to jobs) and [`metrics`] (from
-//! change to Go Metrics counters) say what must happen, and [`follow`] writes it all in the same
-//! transaction, so the change and its consequences commit together or not at all.
+//! its transaction; [`consequences`] (a plain table from change to jobs), [`events`] (from change
+//! to lifecycle events, docs/events.md) and [`metrics`] (from change to Go Metrics counters) say
+//! what must happen, and [`follow`] writes it all in the same transaction, so the change and its
+//! consequences commit together or not at all.
 
-use crate::content::model::MessageSet;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
+use crate::events::{self, Event};
 use crate::go_metrics;
+use crate::http::representation as wire;
 use crate::jobs::{self, Job, JobSettings};
+use crate::store::events::CallbackRow;
 use crate::store::{self, content as content_sql, metrics as metrics_sql, Tx};
 use crate::subscriptions::model::{status, Subscription};
 
@@ -17,12 +24,31 @@ pub struct Effects {
     pub scheduler_mode: bool,
     /// A Go Metrics API is configured: count the original's metrics.
     pub go_metrics: bool,
+    /// Where this service is reached, for the URLs in event data.
+    pub public_origin: String,
+}
+
+/// What happened to a piece of content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Created,
+    Updated,
+    Deleted,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {
+    Schedule(Op, &'a Schedule),
+    MessageSet(Op, &'a MessageSet),
+    Message(Op, &'a Message),
+    BinaryContent(Op, &'a BinaryContent),
     SubscriptionCreated(&'a Subscription),
     SubscriptionUpdated {
+        before: &'a Subscription,
+        after: &'a Subscription,
+    },
+    /// A send moved the subscription on (or completed it); the send's own event reports it.
+    SubscriptionAdvanced {
         before: &'a Subscription,
         after: &'a Subscription,
     },
@@ -35,13 +61,29 @@ pub enum Change<'a> {
     },
     /// A send was asked for a subscription that no longer takes messages.
     SendRefused(&'a Subscription),
-    /// The Message Sender accepted a message for the subscription.
+    /// The Message Sender accepted a message for the subscription (as it is after the send).
     MessageSent {
         subscription: &'a Subscription,
         set: &'a MessageSet,
+        sequence_number: i32,
+        outbound_id: &'a str,
+        send_id: Uuid,
+        resend: bool,
     },
-    /// A send failed; `reason` is `errored` (no address) or the peer failure's metric suffix.
+    /// A send failed; `reason` is `errored` (no address) or the peer failure's metric suffix,
+    /// if it has one.
     SendFailed {
+        subscription: Option<&'a Subscription>,
+        reason: Option<&'a str>,
+        error: &'a str,
+        task_id: Uuid,
+        attempts: i32,
+        /// The send will be tried again (no event yet: only a final failure is one).
+        retrying: bool,
+    },
+    /// A callback was disabled because its deliveries kept failing.
+    CallbackDisabled {
+        callback: &'a CallbackRow,
         reason: &'a str,
     },
 }
@@ -70,7 +112,8 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
                 .into_iter()
                 .collect()
         }
-        Change::SubscriptionUpdated { before, after } => {
+        Change::SubscriptionUpdated { before, after }
+        | Change::SubscriptionAdvanced { before, after } => {
             if stops_sending(before, after) {
                 disable(after).into_iter().collect()
             } else if before.schedule_id != after.schedule_id && after.is_live() {
@@ -96,7 +139,148 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
                 resend,
             }]
         }
-        Change::MessageSent { .. } | Change::SendFailed { .. } => Vec::new(),
+        Change::Schedule(..)
+        | Change::MessageSet(..)
+        | Change::Message(..)
+        | Change::BinaryContent(..)
+        | Change::MessageSent { .. }
+        | Change::SendFailed { .. }
+        | Change::CallbackDisabled { .. } => Vec::new(),
+    }
+}
+
+fn content_event(op: Op, created: &'static str, updated: &'static str, deleted: &'static str) -> &'static str {
+    match op {
+        Op::Created => created,
+        Op::Updated => updated,
+        Op::Deleted => deleted,
+    }
+}
+
+/// The names of the fields that differ between two representations (timestamps aside).
+fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
+        return Vec::new();
+    };
+    after
+        .iter()
+        .filter(|(key, value)| key.as_str() != "updated_at" && before.get(key.as_str()) != Some(value))
+        .map(|(key, _)| key.clone())
+        .collect()
+}
+
+/// The lifecycle events a change writes (docs/events.md lists them).
+pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
+    let origin = effects.public_origin.as_str();
+    let subscription = |s: &Subscription| wire::subscription(origin, s);
+    match change {
+        Change::Schedule(op, s) => vec![Event::new(
+            content_event(op, "schedule.created", "schedule.updated", "schedule.deleted"),
+            "schedule",
+            s.id,
+            wire::schedule(s),
+        )],
+        Change::MessageSet(op, s) => vec![Event::new(
+            content_event(op, "messageset.created", "messageset.updated", "messageset.deleted"),
+            "messageset",
+            s.id,
+            wire::message_set(s),
+        )],
+        Change::Message(op, m) => vec![Event::new(
+            content_event(op, "message.created", "message.updated", "message.deleted"),
+            "message",
+            m.id,
+            wire::message(m),
+        )],
+        Change::BinaryContent(op, b) => vec![Event::new(
+            content_event(op, "binarycontent.created", "binarycontent.updated", "binarycontent.deleted"),
+            "binarycontent",
+            b.id,
+            wire::binary_content(origin, b),
+        )],
+        Change::SubscriptionCreated(s) => {
+            vec![Event::new("subscription.created", "subscription", s.id, subscription(s))]
+        }
+        Change::SubscriptionUpdated { before, after } => {
+            let data = subscription(after);
+            let changed = changed_fields(&subscription(before), &data);
+            let mut updated = data.clone();
+            updated["changed"] = json!(changed);
+            let mut events = vec![Event::new("subscription.updated", "subscription", after.id, updated)];
+            events.extend(lifecycle_steps(before, after, &data));
+            events
+        }
+        Change::SubscriptionAdvanced { before, after } => {
+            lifecycle_steps(before, after, &subscription(after))
+        }
+        Change::SubscriptionDeleted(s) => {
+            vec![Event::new("subscription.deleted", "subscription", s.id, subscription(s))]
+        }
+        Change::SendRequested { .. } | Change::SendRefused(_) => Vec::new(),
+        Change::MessageSent {
+            subscription: s,
+            set,
+            sequence_number,
+            outbound_id,
+            send_id,
+            resend,
+        } => vec![Event::new(
+            "send.succeeded",
+            "subscription",
+            s.id,
+            json!({
+                "subscription": subscription(s),
+                "messageset": set.id,
+                "sequence_number": sequence_number,
+                "outbound_id": outbound_id,
+                "send_id": send_id,
+                "resend": resend,
+            }),
+        )],
+        Change::SendFailed { retrying: true, .. } | Change::SendFailed { subscription: None, .. } => Vec::new(),
+        Change::SendFailed {
+            subscription: Some(s),
+            reason,
+            error,
+            task_id,
+            attempts,
+            retrying: false,
+        } => vec![Event::new(
+            if reason == Some("errored") {
+                "send.errored"
+            } else {
+                "send.failed"
+            },
+            "subscription",
+            s.id,
+            json!({
+                "subscription": subscription(s),
+                "task_id": task_id,
+                "attempts": attempts,
+                "reason": reason.unwrap_or("other"),
+                "error": error,
+            }),
+        )],
+        Change::CallbackDisabled { callback, reason } => vec![Event::new(
+            "callback.disabled",
+            "callback",
+            callback.id,
+            json!({
+                "callback": crate::callbacks::representation(origin, callback),
+                "reason": reason,
+            }),
+        )],
+    }
+}
+
+/// `subscription.completed` and `subscription.deactivated`, when the change is one of those.
+fn lifecycle_steps(before: &Subscription, after: &Subscription, data: &Value) -> Vec<Event> {
+    if !before.completed && after.completed {
+        vec![Event::new("subscription.completed", "subscription", after.id, data.clone())]
+    } else if before.active && !after.active {
+        vec![Event::new("subscription.deactivated", "subscription", after.id, data.clone())]
+    } else {
+        Vec::new()
     }
 }
 
@@ -114,6 +298,7 @@ pub async fn follow_all(
 ) -> store::Result<usize> {
     let mut written = 0;
     let mut names = Vec::new();
+    let mut lifecycle = Vec::new();
     for change in changes {
         for job in consequences(effects, *change) {
             if jobs::enqueue(tx, &effects.jobs, &job).await? {
@@ -123,8 +308,10 @@ pub async fn follow_all(
         if effects.go_metrics {
             names.extend(metrics(tx, *change).await?);
         }
+        lifecycle.extend(events(effects, *change));
     }
     metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
+    events::record(tx, lifecycle).await?;
     Ok(written)
 }
 
@@ -138,7 +325,10 @@ pub async fn metrics(tx: &mut Tx, change: Change<'_>) -> store::Result<Vec<Strin
             }
         }
         Change::MessageSent { set, .. } => go_metrics::sent(set),
-        Change::SendFailed { reason } => go_metrics::send_failed(reason),
+        Change::SendFailed {
+            reason: Some(reason),
+            ..
+        } => go_metrics::send_failed(reason),
         _ => Vec::new(),
     })
 }
@@ -162,6 +352,7 @@ mod tests {
             jobs,
             scheduler_mode,
             go_metrics: false,
+            public_origin: "http://sbm.test".into(),
         }
     }
 

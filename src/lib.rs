@@ -5,6 +5,8 @@
 pub mod app;
 /// Users and API tokens.
 pub mod auth;
+/// Callbacks (WebSub subscriptions): the hub, verification, delivery.
+pub mod callbacks;
 /// The command line.
 pub mod cli;
 /// Configuration from flags and environment.
@@ -13,8 +15,10 @@ pub mod config;
 pub mod content;
 /// The error domain modules return.
 pub mod domain;
-/// What follows each change: the one table from change to jobs.
+/// What follows each change: the one table from change to jobs, events and metrics.
 pub mod effects;
+/// Lifecycle events.
+pub mod events;
 /// Metrics for the Go Metrics API.
 pub mod go_metrics;
 /// The HTTP API.

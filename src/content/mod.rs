@@ -8,6 +8,7 @@ pub mod model;
 
 pub use crate::domain::{Error, Result};
 use crate::store::content::{self as sql, Table};
+use crate::effects::{follow, Change, Effects, Op};
 use crate::store::{self, Tx};
 use crate::validation::{missing_pk, FieldErrors, NON_FIELD_ERRORS};
 use model::{
@@ -58,18 +59,27 @@ fn validate_schedule(f: &ScheduleFields) -> Result<(), FieldErrors> {
     errors.into_result()
 }
 
-pub async fn create_schedule(tx: &mut Tx, f: &ScheduleFields) -> Result<Schedule> {
+pub async fn create_schedule(tx: &mut Tx, effects: &Effects, f: &ScheduleFields) -> Result<Schedule> {
     validate_schedule(f)?;
-    Ok(sql::insert_schedule(tx.conn(), f, store::now()).await?)
+    let schedule = sql::insert_schedule(tx.conn(), f, store::now()).await?;
+    follow(tx, effects, Change::Schedule(Op::Created, &schedule)).await?;
+    Ok(schedule)
 }
 
-pub async fn update_schedule(tx: &mut Tx, id: i64, f: &ScheduleFields) -> Result<Schedule> {
+pub async fn update_schedule(
+    tx: &mut Tx,
+    effects: &Effects,
+    id: i64,
+    f: &ScheduleFields,
+) -> Result<Schedule> {
     validate_schedule(f)?;
-    Ok(sql::update_schedule(tx.conn(), id, f, store::now()).await?)
+    let schedule = sql::update_schedule(tx.conn(), id, f, store::now()).await?;
+    follow(tx, effects, Change::Schedule(Op::Updated, &schedule)).await?;
+    Ok(schedule)
 }
 
-pub async fn delete_schedule(tx: &mut Tx, id: i64) -> Result<()> {
-    sql::get_schedule(tx.conn(), id)
+pub async fn delete_schedule(tx: &mut Tx, effects: &Effects, id: i64) -> Result<()> {
+    let schedule = sql::get_schedule(tx.conn(), id)
         .await?
         .ok_or(Error::NotFound)?;
     let sets = sql::count_message_sets_on_schedule(tx.conn(), id).await?;
@@ -82,6 +92,7 @@ pub async fn delete_schedule(tx: &mut Tx, id: i64) -> Result<()> {
         ]),
     )?;
     sql::delete_schedule(tx.conn(), id).await?;
+    follow(tx, effects, Change::Schedule(Op::Deleted, &schedule)).await?;
     Ok(())
 }
 
@@ -112,18 +123,31 @@ async fn validate_message_set(tx: &mut Tx, id: Option<i64>, f: &MessageSetFields
     Ok(errors.into_result()?)
 }
 
-pub async fn create_message_set(tx: &mut Tx, f: &MessageSetFields) -> Result<MessageSet> {
+pub async fn create_message_set(
+    tx: &mut Tx,
+    effects: &Effects,
+    f: &MessageSetFields,
+) -> Result<MessageSet> {
     validate_message_set(tx, None, f).await?;
-    Ok(sql::insert_message_set(tx.conn(), f, store::now()).await?)
+    let set = sql::insert_message_set(tx.conn(), f, store::now()).await?;
+    follow(tx, effects, Change::MessageSet(Op::Created, &set)).await?;
+    Ok(set)
 }
 
-pub async fn update_message_set(tx: &mut Tx, id: i64, f: &MessageSetFields) -> Result<MessageSet> {
+pub async fn update_message_set(
+    tx: &mut Tx,
+    effects: &Effects,
+    id: i64,
+    f: &MessageSetFields,
+) -> Result<MessageSet> {
     validate_message_set(tx, Some(id), f).await?;
-    Ok(sql::update_message_set(tx.conn(), id, f, store::now()).await?)
+    let set = sql::update_message_set(tx.conn(), id, f, store::now()).await?;
+    follow(tx, effects, Change::MessageSet(Op::Updated, &set)).await?;
+    Ok(set)
 }
 
-pub async fn delete_message_set(tx: &mut Tx, id: i64) -> Result<()> {
-    sql::get_message_set(tx.conn(), id)
+pub async fn delete_message_set(tx: &mut Tx, effects: &Effects, id: i64) -> Result<()> {
+    let set = sql::get_message_set(tx.conn(), id)
         .await?
         .ok_or(Error::NotFound)?;
     let messages = sql::count_messages_in_set(tx.conn(), id).await?;
@@ -138,6 +162,7 @@ pub async fn delete_message_set(tx: &mut Tx, id: i64) -> Result<()> {
         ]),
     )?;
     sql::delete_message_set(tx.conn(), id).await?;
+    follow(tx, effects, Change::MessageSet(Op::Deleted, &set)).await?;
     Ok(())
 }
 
@@ -196,34 +221,51 @@ async fn validate_message(tx: &mut Tx, f: &MessageFields) -> Result<()> {
     Ok(errors.into_result()?)
 }
 
-pub async fn create_message(tx: &mut Tx, f: &MessageFields) -> Result<Message> {
+pub async fn create_message(tx: &mut Tx, effects: &Effects, f: &MessageFields) -> Result<Message> {
     validate_message(tx, f).await?;
-    Ok(sql::insert_message(tx.conn(), f, store::now()).await?)
+    let message = sql::insert_message(tx.conn(), f, store::now()).await?;
+    follow(tx, effects, Change::Message(Op::Created, &message)).await?;
+    Ok(message)
 }
 
-pub async fn update_message(tx: &mut Tx, id: i64, f: &MessageFields) -> Result<Message> {
+pub async fn update_message(
+    tx: &mut Tx,
+    effects: &Effects,
+    id: i64,
+    f: &MessageFields,
+) -> Result<Message> {
     validate_message(tx, f).await?;
-    Ok(sql::update_message(tx.conn(), id, f, store::now()).await?)
+    let message = sql::update_message(tx.conn(), id, f, store::now()).await?;
+    follow(tx, effects, Change::Message(Op::Updated, &message)).await?;
+    Ok(message)
 }
 
-pub async fn delete_message(tx: &mut Tx, id: i64) -> Result<()> {
-    if sql::delete_message(tx.conn(), id).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound)
-    }
+pub async fn delete_message(tx: &mut Tx, effects: &Effects, id: i64) -> Result<()> {
+    let message = sql::get_message(tx.conn(), id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    sql::delete_message(tx.conn(), id).await?;
+    follow(tx, effects, Change::Message(Op::Deleted, &message)).await?;
+    Ok(())
 }
 
 // ---- binary content ----
 
-pub async fn create_binary_content(tx: &mut Tx, file: &StoredFile) -> Result<BinaryContent> {
-    Ok(sql::insert_binary_content(tx.conn(), file, store::now()).await?)
+pub async fn create_binary_content(
+    tx: &mut Tx,
+    effects: &Effects,
+    file: &StoredFile,
+) -> Result<BinaryContent> {
+    let record = sql::insert_binary_content(tx.conn(), file, store::now()).await?;
+    follow(tx, effects, Change::BinaryContent(Op::Created, &record)).await?;
+    Ok(record)
 }
 
 /// Points the record at a newly stored file; returns the record and the path of the file it
 /// replaced, which the caller removes once the transaction has committed.
 pub async fn replace_binary_content(
     tx: &mut Tx,
+    effects: &Effects,
     id: i64,
     file: &StoredFile,
 ) -> Result<(BinaryContent, String)> {
@@ -231,17 +273,19 @@ pub async fn replace_binary_content(
         .await?
         .ok_or(Error::NotFound)?;
     let new = sql::update_binary_content(tx.conn(), id, file, store::now()).await?;
+    follow(tx, effects, Change::BinaryContent(Op::Updated, &new)).await?;
     Ok((new, old.path))
 }
 
 /// Deletes the record; returns the path of its file, which the caller removes after commit.
-pub async fn delete_binary_content(tx: &mut Tx, id: i64) -> Result<String> {
+pub async fn delete_binary_content(tx: &mut Tx, effects: &Effects, id: i64) -> Result<String> {
     let record = sql::get_binary_content(tx.conn(), id)
         .await?
         .ok_or(Error::NotFound)?;
     let messages = sql::count_messages_using_binary(tx.conn(), id).await?;
     refuse_if_used("binary content", Usage(vec![("message(s)", messages)]))?;
     sql::delete_binary_content(tx.conn(), id).await?;
+    follow(tx, effects, Change::BinaryContent(Op::Deleted, &record)).await?;
     Ok(record.path)
 }
 

@@ -45,7 +45,7 @@ pub struct BinaryContentOut {
 }
 
 impl BinaryContentOut {
-    fn new(base: &BaseUrl, b: BinaryContent) -> Self {
+    pub(super) fn new(base: &BaseUrl, b: BinaryContent) -> Self {
         BinaryContentOut {
             id: b.id,
             content: media_url(base, &b.path),
@@ -142,8 +142,8 @@ pub async fn create(
     let file = store_upload(&state, form).await?.ok_or_else(no_file)?;
     let result = async {
         let mut tx = state.db.begin().await?;
-        let record = content::create_binary_content(&mut tx, &file).await?;
-        tx.commit().await?;
+        let record = content::create_binary_content(&mut tx, &state.effects, &file).await?;
+        state.commit(tx).await?;
         Ok::<_, ApiError>(record)
     }
     .await;
@@ -194,8 +194,8 @@ async fn write(
     };
     let result = async {
         let mut tx = state.db.begin().await?;
-        let replaced = content::replace_binary_content(&mut tx, id, &file).await?;
-        tx.commit().await?;
+        let replaced = content::replace_binary_content(&mut tx, &state.effects, id, &file).await?;
+        state.commit(tx).await?;
         Ok::<_, ApiError>(replaced)
     }
     .await;
@@ -241,8 +241,8 @@ pub async fn update(
     responses((status = 204), (status = 404), (status = 409, description = "Still used by messages")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    let path = content::delete_binary_content(&mut tx, id).await?;
-    tx.commit().await?;
+    let path = content::delete_binary_content(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
     state.media.remove(&path).await;
     Ok(StatusCode::NO_CONTENT)
 }

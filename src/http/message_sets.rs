@@ -135,8 +135,8 @@ pub async fn create(
     let mut fields = MessageSetFields::default();
     read_fields(&body, Mode::Create, &mut fields)?;
     let mut tx = state.db.begin().await?;
-    let set = content::create_message_set(&mut tx, &fields).await?;
-    tx.commit().await?;
+    let set = content::create_message_set(&mut tx, &state.effects, &fields).await?;
+    state.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(set.into())))
 }
 
@@ -166,8 +166,8 @@ async fn write(
         .ok_or(ApiError::NotFound)?;
     let mut fields = MessageSetFields::from(&existing);
     read_fields(&body, mode, &mut fields)?;
-    let set = content::update_message_set(&mut tx, id, &fields).await?;
-    tx.commit().await?;
+    let set = content::update_message_set(&mut tx, &state.effects, id, &fields).await?;
+    state.commit(tx).await?;
     Ok(Json(set.into()))
 }
 
@@ -197,8 +197,8 @@ pub async fn update(
     responses((status = 204), (status = 404), (status = 409, description = "Still has messages or is another set's next_set")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    content::delete_message_set(&mut tx, id).await?;
-    tx.commit().await?;
+    content::delete_message_set(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -192,8 +192,8 @@ pub async fn create(
     let mut fields = MessageFields::default();
     read_fields(&body, Mode::Create, &mut fields)?;
     let mut tx = state.db.begin().await?;
-    let message = content::create_message(&mut tx, &fields).await?;
-    tx.commit().await?;
+    let message = content::create_message(&mut tx, &state.effects, &fields).await?;
+    state.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(message.into())))
 }
 
@@ -218,8 +218,8 @@ async fn write(state: AppState, id: i64, body: Value, mode: Mode) -> ApiResult<J
         .ok_or(ApiError::NotFound)?;
     let mut fields = MessageFields::from(&existing);
     read_fields(&body, mode, &mut fields)?;
-    let message = content::update_message(&mut tx, id, &fields).await?;
-    tx.commit().await?;
+    let message = content::update_message(&mut tx, &state.effects, id, &fields).await?;
+    state.commit(tx).await?;
     Ok(Json(message.into()))
 }
 
@@ -249,8 +249,8 @@ pub async fn update(
     responses((status = 204), (status = 404)))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    content::delete_message(&mut tx, id).await?;
-    tx.commit().await?;
+    content::delete_message(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

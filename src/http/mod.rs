@@ -7,9 +7,12 @@ pub mod error;
 pub mod input;
 pub mod links;
 pub mod query;
+pub mod representation;
 pub mod wire;
 
 mod binary_content;
+mod callbacks;
+mod events;
 mod failed_tasks;
 mod health;
 mod message_sets;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub wake: Arc<Notify>,
     /// Tokens that authenticated recently.
     pub tokens: Arc<crate::auth::cache::TokenCache>,
+    /// Lease and address rules of the WebSub hub.
+    pub hub: Arc<crate::callbacks::Hub>,
 }
 
 impl AppState {
@@ -88,6 +93,8 @@ pub fn router(state: AppState) -> Router {
         .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(subscriptions::router())
         .merge(failed_tasks::router())
+        .merge(events::router())
+        .merge(callbacks::router())
         .merge(users::router())
         .merge(health::router())
         .merge(observability::router())

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    binary_content, failed_tasks, health, message_sets, messages, observability, schedules,
-    subscriptions, users, AppState,
+    binary_content, callbacks, events, failed_tasks, health, message_sets, messages,
+    observability, schedules, subscriptions, users, AppState,
 };
 
 struct TokenAuth;
@@ -41,6 +41,9 @@ impl Modify for TokenAuth {
         subscriptions::list, subscriptions::create, subscriptions::hub_request, subscriptions::retrieve,
         subscriptions::replace, subscriptions::update, subscriptions::destroy, subscriptions::send, subscriptions::resend,
         failed_tasks::list, failed_tasks::requeue,
+        events::list, events::retrieve, events::deliveries,
+        callbacks::subscribe, callbacks::list, callbacks::retrieve, callbacks::update, callbacks::destroy,
+        callbacks::deliveries, callbacks::recover, callbacks::delivery, callbacks::retry,
         users::create_token,
         health::health, health::liveness, observability::available, observability::fire_scheduled,
     )

@@ -105,8 +105,8 @@ pub async fn create(
     let mut fields = ScheduleFields::default();
     read_fields(&body, Mode::Create, &mut fields)?;
     let mut tx = state.db.begin().await?;
-    let schedule = content::create_schedule(&mut tx, &fields).await?;
-    tx.commit().await?;
+    let schedule = content::create_schedule(&mut tx, &state.effects, &fields).await?;
+    state.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(schedule.into())))
 }
 
@@ -136,8 +136,8 @@ async fn write(
         .ok_or(ApiError::NotFound)?;
     let mut fields = ScheduleFields::from(&existing);
     read_fields(&body, mode, &mut fields)?;
-    let schedule = content::update_schedule(&mut tx, id, &fields).await?;
-    tx.commit().await?;
+    let schedule = content::update_schedule(&mut tx, &state.effects, id, &fields).await?;
+    state.commit(tx).await?;
     Ok(Json(schedule.into()))
 }
 
@@ -167,8 +167,8 @@ pub async fn update(
     responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
-    content::delete_schedule(&mut tx, id).await?;
-    tx.commit().await?;
+    content::delete_schedule(&mut tx, &state.effects, id).await?;
+    state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

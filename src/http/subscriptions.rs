@@ -60,7 +60,7 @@ pub struct SubscriptionOut {
 }
 
 impl SubscriptionOut {
-    fn new(base: &BaseUrl, s: Subscription) -> Self {
+    pub(super) fn new(base: &BaseUrl, s: Subscription) -> Self {
         SubscriptionOut {
             url: base.url(&format!("/api/v1/subscriptions/{}/", s.id)),
             id: s.id,

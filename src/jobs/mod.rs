@@ -37,6 +37,15 @@ pub enum Job {
     FireSchedule { schedule_id: i64 },
     /// Compute the scheduled metrics and push them to the Go Metrics API.
     FireScheduledMetrics,
+    /// WebSub verification of intent for a hub request; activates, renews, denies or ends
+    /// the callback.
+    VerifyCallback {
+        callback_id: Uuid,
+        mode: crate::callbacks::hub::Mode,
+        topic: String,
+        lease_seconds: i64,
+        secret: Option<String>,
+    },
 }
 
 impl Job {
@@ -48,6 +57,7 @@ impl Job {
             Job::SendMessage { .. } => "send_message",
             Job::FireSchedule { .. } => "fire_schedule",
             Job::FireScheduledMetrics => "fire_scheduled_metrics",
+            Job::VerifyCallback { .. } => "verify_callback",
         }
     }
 
@@ -63,7 +73,9 @@ impl Job {
             | Job::SendMessage {
                 subscription_id, ..
             } => Some(*subscription_id),
-            Job::FireSchedule { .. } | Job::FireScheduledMetrics => None,
+            Job::FireSchedule { .. } | Job::FireScheduledMetrics | Job::VerifyCallback { .. } => {
+                None
+            }
         }
     }
 
@@ -80,7 +92,8 @@ impl Job {
             // One unfinished send per subscription is enforced by its own index (job_send_once).
             Job::SendMessage { .. }
             | Job::SchedulerDisable { .. }
-            | Job::SchedulerUpdate { .. } => None,
+            | Job::SchedulerUpdate { .. }
+            | Job::VerifyCallback { .. } => None,
         }
     }
 }
@@ -122,8 +135,8 @@ pub fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Runs everything a worker process does until `shutdown`: the jobs, and in built-in mode (no
-/// Seed Scheduler) the ticks of the built-in scheduler.
+/// Runs everything a worker process does until `shutdown`: the jobs, event deliveries, and in
+/// built-in mode (no Seed Scheduler) the ticks of the built-in scheduler.
 pub async fn run_background(
     ctx: std::sync::Arc<worker::JobContext>,
     shutdown: tokio_util::sync::CancellationToken,
@@ -144,7 +157,12 @@ pub async fn run_background(
             shutdown.clone(),
         ))
     });
+    let deliveries = tokio::spawn(crate::callbacks::delivery::run(
+        ctx.clone(),
+        shutdown.clone(),
+    ));
     worker::Worker::new(ctx).run(shutdown).await;
+    let _ = deliveries.await;
     if let Some(flusher) = flusher {
         let _ = flusher.await;
     }

@@ -44,6 +44,8 @@ pub struct JobContext {
     pub content: sending::content_cache::ContentCache,
     /// Records accepted sends in batches.
     pub completer: sending::completion::Completer,
+    /// Callback verification and delivery: settings and the guarded HTTP client.
+    pub hub: Arc<crate::callbacks::Hub>,
 }
 
 /// Why a job did not succeed this time.
@@ -316,6 +318,22 @@ async fn execute(
             subscription_id,
             resend,
         } => sending::job::send(ctx, claim, subscription_id, resend, subscription).await,
+        Job::VerifyCallback {
+            callback_id,
+            mode,
+            topic,
+            lease_seconds,
+            secret,
+        } => {
+            let request = crate::callbacks::verify::Request {
+                callback_id,
+                mode,
+                topic,
+                lease_seconds,
+                secret,
+            };
+            crate::callbacks::verify::run(ctx, claim, request).await
+        }
         Job::FireScheduledMetrics => {
             if let Some(client) = &ctx.go_metrics {
                 let values = crate::go_metrics::scheduled(&ctx.db).await?;
@@ -377,15 +395,25 @@ async fn record_failure(
             .process_status
             .unwrap_or(crate::subscriptions::model::status::READY);
         subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
+        let current = if retry {
+            None
+        } else {
+            subscription_sql::get_subscription(tx.conn(), subscription).await?
+        };
         metrics::counter!("sbm_sends_total", "outcome" => if retry { "retried" } else { "failed" }, "reason" => failure.metric.clone().unwrap_or_else(|| "other".into())).increment(1);
-        if let Some(reason) = &failure.metric {
-            crate::effects::follow(
-                &mut tx,
-                &ctx.effects,
-                crate::effects::Change::SendFailed { reason },
-            )
-            .await?;
-        }
+        crate::effects::follow(
+            &mut tx,
+            &ctx.effects,
+            crate::effects::Change::SendFailed {
+                subscription: current.as_ref(),
+                reason: failure.metric.as_deref(),
+                error: &failure.message,
+                task_id: row.task_id,
+                attempts: row.attempts,
+                retrying: retry,
+            },
+        )
+        .await?;
     }
     tx.commit().await
 }

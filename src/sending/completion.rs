@@ -12,6 +12,7 @@ use crate::content::model::MessageSet;
 use crate::effects::{follow_all, Change, Effects};
 use crate::jobs::worker::Failure;
 use crate::store::{jobs as jobs_sql, Db};
+use crate::subscriptions::model::Subscription;
 use crate::subscriptions::{self, Sent};
 
 const BATCH: usize = 256;
@@ -23,8 +24,13 @@ pub struct Completion {
     pub set: Arc<MessageSet>,
     /// `None` for a resend, which does not advance.
     pub sent: Option<Sent>,
-    /// The subscription the message went to.
+    /// The subscription the message went to, as read before the send.
     pub subscription: crate::subscriptions::model::Subscription,
+    pub sequence_number: i32,
+    /// The Message Sender's id for the outbound.
+    pub outbound_id: String,
+    /// The id sbm sent with it (the same on retries).
+    pub send_id: uuid::Uuid,
 }
 
 type Done = oneshot::Sender<Result<(), String>>;
@@ -98,12 +104,18 @@ async fn commit(
 ) -> Result<(), crate::domain::Error> {
     let mut tx = db.begin().await?;
     let sent: Vec<Sent> = completions.iter().filter_map(|c| c.sent.clone()).collect();
-    subscriptions::record_sent_many(&mut tx, effects, &sent).await?;
+    let advanced = subscriptions::record_sent_many(&mut tx, effects, &sent).await?;
+    let after: std::collections::HashMap<uuid::Uuid, &Subscription> =
+        advanced.iter().map(|s| (s.id, s)).collect();
     let messages: Vec<Change> = completions
         .iter()
         .map(|c| Change::MessageSent {
-            subscription: &c.subscription,
+            subscription: after.get(&c.subscription.id).copied().unwrap_or(&c.subscription),
             set: &c.set,
+            sequence_number: c.sequence_number,
+            outbound_id: &c.outbound_id,
+            send_id: c.send_id,
+            resend: c.sent.is_none(),
         })
         .collect();
     follow_all(&mut tx, effects, &messages).await?;

@@ -132,6 +132,9 @@ pub async fn send(
         set,
         sent,
         subscription,
+        sequence_number,
+        outbound_id,
+        send_id,
     };
     ctx.completer.complete(completion).await
 }

@@ -19,6 +19,10 @@ pub enum Op {
     Eq,
     AtLeast,
     AtMost,
+    /// Strictly less than.
+    Below,
+    /// A text column equal to the value, or starting with the value and a dot (topic prefixes).
+    Under,
     /// The JSON object in the column has the key given as the (text) value.
     HasKey,
     /// The JSON object in the column is null or lacks the key.
@@ -61,6 +65,17 @@ where
             (Op::Eq, _) => qb.push(format_args!("{column} = ")),
             (Op::AtLeast, _) => qb.push(format_args!("{column} >= ")),
             (Op::AtMost, _) => qb.push(format_args!("{column} <= ")),
+            (Op::Below, _) => qb.push(format_args!("{column} < ")),
+            (Op::Under, _) => {
+                let Value::Text(prefix) = &cond.value else {
+                    unreachable!("Under compares text")
+                };
+                qb.push(format_args!("({column} = "))
+                    .push_bind(prefix.clone())
+                    .push(format_args!(" or substr({column}, 1, length("))
+                    .push_bind(prefix.clone())
+                    .push(") + 1) = ")
+            }
             (Op::HasKey, true) => qb.push(format_args!("coalesce(jsonb_exists({column}, ")),
             (Op::LacksKey, true) => qb.push(format_args!("not coalesce(jsonb_exists({column}, ")),
             (Op::HasKey, false) => qb.push(format_args!(
@@ -80,6 +95,7 @@ where
         match (cond.op, postgres) {
             (Op::HasKey | Op::LacksKey, true) => qb.push("), false)"),
             (Op::HasKey | Op::LacksKey, false) => qb.push(")"),
+            (Op::Under, _) => qb.push(" || '.')"),
             _ => qb,
         };
     }

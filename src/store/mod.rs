@@ -11,6 +11,7 @@ mod error;
 pub mod filter;
 
 pub mod content;
+pub mod events;
 pub mod jobs;
 pub mod metrics;
 pub mod subscriptions;

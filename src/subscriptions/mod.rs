@@ -219,7 +219,12 @@ pub struct Sent {
 /// completes its set (when it was the set's last message in the language) and starts the next
 /// set; clears a prepended text that went out. One statement for all; a subscription that has
 /// already moved past the number sent is left alone (so a repeated send never advances twice).
-pub async fn record_sent_many(tx: &mut Tx, effects: &Effects, sent: &[Sent]) -> Result<()> {
+/// Returns the subscriptions as they are after the advance.
+pub async fn record_sent_many(
+    tx: &mut Tx,
+    effects: &Effects,
+    sent: &[Sent],
+) -> Result<Vec<Subscription>> {
     let items: Vec<sql::AdvanceOf> = sent
         .iter()
         .map(|s| {
@@ -247,14 +252,14 @@ pub async fn record_sent_many(tx: &mut Tx, effects: &Effects, sent: &[Sent]) -> 
         .filter_map(|after| {
             before
                 .get(&after.id)
-                .map(|before| Change::SubscriptionUpdated { before, after })
+                .map(|before| Change::SubscriptionAdvanced { before, after })
         })
         .collect();
     crate::effects::follow_all(tx, effects, &changes).await?;
     for after in advanced.iter().filter(|a| a.completed) {
         start_next_set(tx, effects, after).await?;
     }
-    Ok(())
+    Ok(advanced)
 }
 
 /// When a completed subscription's set has a `next_set`, subscribes the same identity to it

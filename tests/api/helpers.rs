@@ -7,7 +7,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use sbm::app::App;
 use sbm::config::{
-    HttpConfig, MediaConfig, MetricsConfig, PeersConfig, SendConfig, ServeConfig, WorkerConfig,
+    EventsConfig, HttpConfig, MediaConfig, MetricsConfig, PeersConfig, SendConfig, ServeConfig,
+    WorkerConfig,
 };
 use sbm::store::{Db, PoolSettings};
 use serde_json::{json, Value};
@@ -160,6 +161,7 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             dedupe_window_secs: 0,
         },
         metrics: MetricsConfig::default(),
+        events: EventsConfig::default(),
         no_worker: false,
         no_migrate: true,
     }
@@ -217,9 +219,11 @@ pub fn worker_for(
         &config.peers,
         &config.worker,
         &config.metrics,
+        &config.events,
         app.address.clone(),
         wake,
-    );
+    )
+    .expect("worker context");
     sbm::jobs::worker::Worker::new(std::sync::Arc::new(ctx))
 }
 

@@ -1,0 +1,416 @@
+//! The spreader and the delivery worker.
+//!
+//! Each pass: fan new events out to the matching callbacks (in SQL, once per event and
+//! callback), end leases that ran out, then claim due deliveries under a lease, POST them
+//! (grouped into batches for callbacks that take them) and record every attempt in one
+//! transaction. A worker that dies mid-delivery leaves its deliveries `running`; when the lease
+//! ends another worker claims them again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use rand::SeedableRng;
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LINK, RETRY_AFTER};
+use serde_json::Value;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::signing;
+use crate::effects::{follow, Change};
+use crate::events;
+use crate::jobs::after;
+use crate::jobs::worker::JobContext;
+use crate::store::events::{self as sql, AttemptOutcome, DeliveryWork};
+use crate::store::{self, Db};
+
+/// Events fanned out per transaction.
+const SPREAD_BATCH: i64 = 1000;
+/// Bytes of a receiver's answer kept in the log.
+const RESPONSE_LOG_BYTES: usize = 2000;
+
+/// Runs passes until `shutdown`, resting `poll` whenever there was nothing to do.
+pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
+    let worker = format!("deliver-{}", Uuid::new_v4().simple());
+    let mut last_sweep = Instant::now() - Duration::from_secs(3600);
+    while !shutdown.is_cancelled() {
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            if let Err(err) = sweep(&ctx.db).await {
+                tracing::warn!(error = %err, "sweeping callback leases failed");
+            }
+        }
+        let busy = match pass(&ctx, &worker).await {
+            Ok(done) => done > 0,
+            Err(err) => {
+                tracing::warn!(error = %err, "delivery pass failed; trying again");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(ctx.poll) => {}
+            }
+        }
+    }
+}
+
+/// Marks active callbacks whose lease ended `expired`.
+pub async fn sweep(db: &Db) -> store::Result<()> {
+    let mut tx = db.begin().await?;
+    let expired = sql::expire_callbacks(tx.conn(), store::now()).await?;
+    tx.commit().await?;
+    for callback in expired {
+        tracing::info!(callback = %callback.id, topic = %callback.topic, "callback lease ended");
+    }
+    Ok(())
+}
+
+/// Fans out every event not yet spread; returns how many events were spread.
+pub async fn spread(db: &Db) -> store::Result<u64> {
+    let mut total = 0;
+    loop {
+        let mut tx = db.begin().await?;
+        let (events, deliveries) = sql::spread_events(tx.conn(), SPREAD_BATCH, store::now()).await?;
+        tx.commit().await?;
+        if events == 0 {
+            return Ok(total);
+        }
+        total += events;
+        metrics::counter!("sbm_events_spread_total").increment(events);
+        metrics::counter!("sbm_deliveries_created_total").increment(deliveries);
+    }
+}
+
+/// One pass: spread, then claim and make one round of deliveries. Returns the work done.
+pub async fn pass(ctx: &JobContext, worker: &str) -> Result<usize, crate::domain::Error> {
+    let spread = spread(&ctx.db).await? as usize;
+    let settings = &ctx.hub.settings;
+    let lease = settings.timeout * 2 + Duration::from_secs(10);
+    let now = store::now();
+    let claimed = {
+        let mut tx = ctx.db.begin().await?;
+        let claimed = sql::claim_deliveries(
+            tx.conn(),
+            worker,
+            now,
+            after(now, lease),
+            (settings.concurrency * 8) as i64,
+        )
+        .await?;
+        tx.commit().await?;
+        claimed
+    };
+    if claimed.is_empty() {
+        return Ok(spread);
+    }
+    let count = claimed.len();
+    let outcomes = deliver_all(ctx, claimed).await;
+    record(ctx, worker, outcomes).await?;
+    Ok(spread + count)
+}
+
+/// What one POST (of one delivery or a batch) came to.
+struct Posted {
+    callback_id: Uuid,
+    deliveries: Vec<(i64, i32)>,
+    attempted_at: DateTime<Utc>,
+    duration_ms: i32,
+    status: Option<u16>,
+    retry_after: Option<Duration>,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+impl Posted {
+    fn succeeded(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+    fn gone(&self) -> bool {
+        self.status == Some(410)
+    }
+}
+
+async fn deliver_all(ctx: &JobContext, claimed: Vec<DeliveryWork>) -> Vec<Posted> {
+    let mut by_callback: Vec<Vec<DeliveryWork>> = Vec::new();
+    for work in claimed {
+        match by_callback.last_mut() {
+            Some(group) if group[0].callback_id == work.callback_id => group.push(work),
+            _ => by_callback.push(vec![work]),
+        }
+    }
+    let permits = Arc::new(Semaphore::new(ctx.hub.settings.concurrency));
+    let mut posts = JoinSet::new();
+    for group in by_callback {
+        let size = group[0].batch_size.clamp(1, 100) as usize;
+        let batched = group[0].batch_size > 1;
+        let mut group = group.into_iter().peekable();
+        while group.peek().is_some() {
+            let chunk: Vec<DeliveryWork> = group.by_ref().take(size).collect();
+            let permit = permits.clone().acquire_owned().await.expect("never closed");
+            let client = ctx.hub.client.clone();
+            let origin = ctx.public_origin.clone();
+            posts.spawn(async move {
+                let posted = post(&client, &origin, chunk, batched).await;
+                drop(permit);
+                posted
+            });
+        }
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = posts.join_next().await {
+        match done {
+            Ok(posted) => outcomes.push(posted),
+            // A panic in one POST leaves its deliveries to the lease.
+            Err(err) => tracing::error!(error = %err, "a delivery task failed"),
+        }
+    }
+    outcomes
+}
+
+fn webhook_id(chunk: &[DeliveryWork], batched: bool) -> String {
+    if batched {
+        let ids: Vec<String> = chunk.iter().map(|w| w.event_uuid.to_string()).collect();
+        Uuid::new_v5(&Uuid::NAMESPACE_OID, ids.join(",").as_bytes()).to_string()
+    } else {
+        chunk[0].event_uuid.to_string()
+    }
+}
+
+fn body_of(chunk: &[DeliveryWork], batched: bool) -> Vec<u8> {
+    let envelope = |w: &DeliveryWork| {
+        events::envelope_of(
+            w.event_uuid,
+            &w.event_type,
+            w.occurred_at,
+            &w.object_type,
+            &w.object_id,
+            w.sequence,
+            &w.data.0,
+        )
+    };
+    let value = if batched {
+        Value::Array(chunk.iter().map(envelope).collect())
+    } else {
+        envelope(&chunk[0])
+    };
+    serde_json::to_vec(&value).expect("JSON values serialize")
+}
+
+/// The headers of a delivery: Standard Webhooks' id, timestamp and signature, WebSub's
+/// signature and links.
+pub fn headers(
+    origin: &str,
+    topic: &str,
+    secret: Option<&str>,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    let value = |s: String| HeaderValue::from_str(&s).expect("ASCII header values");
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("webhook-id", value(id.to_string()));
+    headers.insert("webhook-timestamp", value(timestamp.to_string()));
+    if let Some(secret) = secret {
+        let key = signing::standard_webhooks_key(secret);
+        headers.insert(
+            "webhook-signature",
+            value(signing::standard_webhooks_signature(&key, id, timestamp, body)),
+        );
+        headers.insert(
+            "x-hub-signature",
+            value(signing::websub_signature(secret.as_bytes(), body)),
+        );
+    }
+    let topic: String = url::form_urlencoded::byte_serialize(topic.as_bytes()).collect();
+    headers.insert(
+        LINK,
+        value(format!(
+            "<{origin}/api/v1/hub>; rel=\"hub\", <{origin}/api/v1/events/?topic={topic}>; rel=\"self\""
+        )),
+    );
+    headers
+}
+
+async fn post(
+    client: &reqwest::Client,
+    origin: &str,
+    chunk: Vec<DeliveryWork>,
+    batched: bool,
+) -> Posted {
+    let first = &chunk[0];
+    let id = webhook_id(&chunk, batched);
+    let body = body_of(&chunk, batched);
+    let attempted_at = store::now();
+    let headers = headers(
+        origin,
+        &first.topic,
+        first.secret.as_deref(),
+        &id,
+        attempted_at.timestamp(),
+        &body,
+    );
+    let started = Instant::now();
+    let result = client
+        .post(&first.callback_url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let mut posted = Posted {
+        callback_id: first.callback_id,
+        deliveries: chunk.iter().map(|w| (w.id, w.attempts)).collect(),
+        attempted_at,
+        duration_ms: 0,
+        status: None,
+        retry_after: None,
+        response_body: None,
+        error: None,
+    };
+    match result {
+        Ok(response) => {
+            let status = response.status();
+            posted.status = Some(status.as_u16());
+            if status.as_u16() == 429 || status.as_u16() == 503 {
+                posted.retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| super::retry::parse_retry_after(v, Utc::now()));
+            }
+            let text = response.text().await.unwrap_or_default();
+            posted.response_body = Some(truncate(text, RESPONSE_LOG_BYTES));
+            if !status.is_success() {
+                posted.error = Some(format!("the callback answered {status}"));
+            }
+        }
+        Err(err) => {
+            posted.error = Some(if err.is_timeout() {
+                "timed out".to_string()
+            } else {
+                format!("{err:#}")
+            });
+        }
+    }
+    posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    metrics::histogram!("sbm_delivery_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    posted
+}
+
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Writes the attempts and moves deliveries and callbacks on, in one transaction.
+async fn record(
+    ctx: &JobContext,
+    worker: &str,
+    posts: Vec<Posted>,
+) -> Result<(), crate::domain::Error> {
+    let settings = &ctx.hub.settings;
+    let now = store::now();
+    let mut outcomes = Vec::new();
+    // Per callback: whether any POST succeeded, whether any failed, whether it is gone.
+    let mut callbacks: HashMap<Uuid, (bool, bool, bool)> = HashMap::new();
+    let mut rng = rand::rngs::StdRng::from_entropy();
+    for posted in &posts {
+        let entry = callbacks.entry(posted.callback_id).or_default();
+        let outcome = if posted.succeeded() {
+            entry.0 = true;
+            ("succeeded", None)
+        } else if posted.gone() {
+            entry.2 = true;
+            ("failed", None)
+        } else {
+            entry.1 = true;
+            let attempts = posted.deliveries.iter().map(|d| d.1).max().unwrap_or(1);
+            match settings
+                .retry
+                .delay_after(attempts.max(1) as u32, posted.retry_after, &mut rng)
+            {
+                Some(delay) => ("pending", Some(after(now, delay))),
+                None => ("failed", None),
+            }
+        };
+        for (delivery_id, _) in &posted.deliveries {
+            outcomes.push(AttemptOutcome {
+                delivery_id: *delivery_id,
+                attempted_at: posted.attempted_at,
+                status_code: posted.status.map(i32::from),
+                duration_ms: posted.duration_ms,
+                response_body: posted.response_body.clone(),
+                error: posted.error.clone(),
+                state: outcome.0,
+                next_attempt_at: outcome.1,
+            });
+        }
+        metrics::counter!("sbm_delivery_attempts_total", "outcome" => outcome.0)
+            .increment(posted.deliveries.len() as u64);
+    }
+    let mut tx = ctx.db.begin().await?;
+    sql::record_attempts(tx.conn(), worker, &outcomes, now).await?;
+    for (callback_id, (succeeded, failed, gone)) in callbacks {
+        if gone {
+            sql::set_callback_state(
+                tx.conn(),
+                callback_id,
+                "gone",
+                Some("the callback answered 410 Gone"),
+                now,
+            )
+            .await?;
+            tracing::info!(callback = %callback_id, "callback answered 410; subscription ended");
+        } else if succeeded {
+            sql::clear_failing(tx.conn(), callback_id).await?;
+        } else if failed {
+            let since = sql::note_failing(tx.conn(), callback_id, now).await?;
+            let failing_for = since.map(|since| (now - since).to_std().unwrap_or_default());
+            if failing_for.is_some_and(|d| d >= settings.disable_after) {
+                disable(&mut tx, ctx, callback_id, now).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn disable(
+    tx: &mut store::Tx,
+    ctx: &JobContext,
+    callback_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), crate::domain::Error> {
+    let reason = format!(
+        "every delivery attempt failed for {} s",
+        ctx.hub.settings.disable_after.as_secs()
+    );
+    let Some(callback) =
+        sql::set_callback_state(tx.conn(), callback_id, "disabled", Some(&reason), now).await?
+    else {
+        return Ok(());
+    };
+    tracing::warn!(callback = %callback.id, url = %callback.callback_url, "callback disabled: its deliveries keep failing");
+    follow(
+        tx,
+        &ctx.effects,
+        Change::CallbackDisabled {
+            callback: &callback,
+            reason: &reason,
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! The hub's subscription requests: reading the form and queueing the verification of intent.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::ssrf::AddressPolicy;
+use super::CallbackSettings;
+use crate::domain::{Error, Result};
+use crate::events::topic::{self, Topic};
+use crate::jobs::{self, Job};
+use crate::store::{self, events as sql, Tx};
+use crate::validation::FieldErrors;
+
+/// WebSub: a secret must be under 200 bytes.
+const MAX_SECRET_BYTES: usize = 200;
+const MAX_CALLBACK_LENGTH: usize = 2000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Subscribe,
+    Unsubscribe,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Subscribe => "subscribe",
+            Mode::Unsubscribe => "unsubscribe",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HubRequest {
+    pub mode: Mode,
+    pub topic: Topic,
+    pub callback: String,
+    pub lease_seconds: Option<i64>,
+    pub secret: Option<String>,
+}
+
+/// Reads a hub form. Unknown fields are ignored, as WebSub requires; of a repeated field the
+/// first counts.
+pub fn parse(
+    form: &[(String, String)],
+    policy: &AddressPolicy,
+) -> std::result::Result<HubRequest, FieldErrors> {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    let mut errors = FieldErrors::new();
+    let required = "This field is required.";
+
+    let mode = match field("hub.mode").map(str::trim) {
+        None | Some("") => {
+            errors.add("hub.mode", required);
+            None
+        }
+        Some("subscribe") => Some(Mode::Subscribe),
+        Some("unsubscribe") => Some(Mode::Unsubscribe),
+        Some(other) => {
+            errors.add(
+                "hub.mode",
+                format!("\"{other}\" is not a valid choice: use subscribe or unsubscribe."),
+            );
+            None
+        }
+    };
+    let topic = match field("hub.topic") {
+        None => {
+            errors.add("hub.topic", required);
+            None
+        }
+        Some(raw) => topic::parse(raw)
+            .map_err(|message| errors.add("hub.topic", message))
+            .ok(),
+    };
+    let callback = match field("hub.callback").map(str::trim) {
+        None | Some("") => {
+            errors.add("hub.callback", required);
+            None
+        }
+        Some(raw) if raw.len() > MAX_CALLBACK_LENGTH => {
+            errors.add(
+                "hub.callback",
+                format!("Ensure this field has no more than {MAX_CALLBACK_LENGTH} characters."),
+            );
+            None
+        }
+        Some(raw) => match Url::parse(raw) {
+            Err(_) => {
+                errors.add("hub.callback", "Enter a valid URL.");
+                None
+            }
+            Ok(url) => match policy.check_url(&url) {
+                Err(message) => {
+                    errors.add("hub.callback", message);
+                    None
+                }
+                Ok(()) => Some(url.to_string()),
+            },
+        },
+    };
+    let lease_seconds = match field("hub.lease_seconds").map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(seconds) if seconds > 0 => Some(seconds),
+            Ok(_) => {
+                errors.add("hub.lease_seconds", "Ensure this value is greater than 0.");
+                None
+            }
+            Err(_) => {
+                errors.add("hub.lease_seconds", "A valid integer is required.");
+                None
+            }
+        },
+    };
+    let secret = match field("hub.secret") {
+        None | Some("") => None,
+        Some(secret) if secret.len() >= MAX_SECRET_BYTES => {
+            errors.add(
+                "hub.secret",
+                format!("Ensure this field has fewer than {MAX_SECRET_BYTES} bytes."),
+            );
+            None
+        }
+        Some(secret) => Some(secret.to_string()),
+    };
+    errors.into_result()?;
+    Ok(HubRequest {
+        mode: mode.expect("no errors"),
+        topic: topic.expect("no errors"),
+        callback: callback.expect("no errors"),
+        lease_seconds,
+        secret,
+    })
+}
+
+/// Records the request and queues its verification of intent. A new (topic, callback) pair is
+/// stored as `pending`; an existing one keeps its state until the new request is verified.
+/// Unsubscribing a pair that was never subscribed is `NotFound`.
+pub async fn request(
+    tx: &mut Tx,
+    jobs_settings: &jobs::JobSettings,
+    settings: &CallbackSettings,
+    request: HubRequest,
+    user: Option<i64>,
+) -> Result<()> {
+    let lease_seconds = settings.grant_lease(request.lease_seconds);
+    let callback = match request.mode {
+        Mode::Subscribe => {
+            sql::pending_callback(
+                tx.conn(),
+                &request.topic.raw,
+                &request.topic.prefix,
+                &request.callback,
+                lease_seconds,
+                user,
+                store::now(),
+            )
+            .await?
+        }
+        Mode::Unsubscribe => {
+            sql::find_callback(tx.conn(), &request.topic.prefix, &request.callback)
+                .await?
+                .ok_or(Error::NotFound)?
+        }
+    };
+    jobs::enqueue(
+        tx,
+        jobs_settings,
+        &Job::VerifyCallback {
+            callback_id: callback.id,
+            mode: request.mode,
+            topic: request.topic.raw,
+            lease_seconds,
+            secret: request.secret,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn a_complete_subscription_is_read_and_unknown_fields_ignored() {
+        let request = parse(
+            &form(&[
+                ("hub.mode", "subscribe"),
+                ("hub.topic", "send.*"),
+                ("hub.callback", "https://example.org/hook?x=1"),
+                ("hub.lease_seconds", "7200"),
+                ("hub.secret", "s3cr3t"),
+                ("hub.other", "ignored"),
+            ]),
+            &AddressPolicy::default(),
+        )
+        .unwrap();
+        assert_eq!(request.mode, Mode::Subscribe);
+        assert_eq!(request.topic.prefix, "send");
+        assert_eq!(request.callback, "https://example.org/hook?x=1");
+        assert_eq!(request.lease_seconds, Some(7200));
+        assert_eq!(request.secret.as_deref(), Some("s3cr3t"));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let errors = parse(
+            &form(&[
+                ("hub.mode", "watch"),
+                ("hub.topic", "a..b"),
+                ("hub.callback", "ftp://example.org/"),
+                ("hub.lease_seconds", "soon"),
+                ("hub.secret", &"x".repeat(200)),
+            ]),
+            &AddressPolicy::default(),
+        )
+        .unwrap_err();
+        for field in [
+            "hub.mode",
+            "hub.topic",
+            "hub.callback",
+            "hub.lease_seconds",
+            "hub.secret",
+        ] {
+            assert!(errors.has(field), "{field}");
+        }
+        let missing = parse(&form(&[]), &AddressPolicy::default()).unwrap_err();
+        for field in ["hub.mode", "hub.topic", "hub.callback"] {
+            assert_eq!(missing.messages(field), ["This field is required."]);
+        }
+    }
+
+    #[test]
+    fn private_callbacks_are_refused_unless_allowed() {
+        let fields = form(&[
+            ("hub.mode", "subscribe"),
+            ("hub.topic", "*"),
+            ("hub.callback", "http://127.0.0.1:9/hook"),
+        ]);
+        assert!(parse(&fields, &AddressPolicy::default())
+            .unwrap_err()
+            .has("hub.callback"));
+        let loopback = AddressPolicy::new(&["127.0.0.0/8".into()]).unwrap();
+        assert!(parse(&fields, &loopback).is_ok());
+    }
+}

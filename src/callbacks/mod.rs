@@ -1,0 +1,120 @@
+//! Callbacks: WebSub subscriptions to event topics, verified, leased, and delivered to with
+//! signed POSTs, retries and a log (docs/events.md).
+
+pub mod delivery;
+pub mod hub;
+pub mod retry;
+pub mod signing;
+pub mod ssrf;
+pub mod verify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use crate::config::EventsConfig;
+use crate::store::events::CallbackRow;
+use retry::RetryPolicy;
+use ssrf::{AddressPolicy, GuardedResolver};
+
+/// How the hub grants leases and how deliveries are made.
+#[derive(Debug, Clone)]
+pub struct CallbackSettings {
+    pub lease_default: i64,
+    pub lease_min: i64,
+    pub lease_max: i64,
+    pub policy: AddressPolicy,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub disable_after: Duration,
+}
+
+impl CallbackSettings {
+    pub fn from_config(c: &EventsConfig) -> anyhow::Result<Self> {
+        let policy = AddressPolicy::new(&c.callback_allowed_networks)
+            .map_err(|err| anyhow::anyhow!("SBM_CALLBACK_ALLOWED_NETWORKS: {err}"))?;
+        let lease_min = c.lease_min_secs.max(1);
+        let lease_max = c.lease_max_secs.max(lease_min);
+        Ok(CallbackSettings {
+            lease_default: c.lease_default_secs.clamp(lease_min, lease_max),
+            lease_min,
+            lease_max,
+            policy,
+            retry: RetryPolicy {
+                schedule: c
+                    .retry_schedule_secs
+                    .iter()
+                    .map(|s| Duration::from_secs(*s))
+                    .collect(),
+                jitter: c.retry_jitter.clamp(0.0, 1.0),
+                retry_after_max: Duration::from_secs(c.retry_after_max_secs.max(1)),
+            },
+            timeout: Duration::from_millis(c.timeout_ms.max(1)),
+            concurrency: c.concurrency.max(1),
+            disable_after: Duration::from_secs(c.disable_after_secs),
+        })
+    }
+
+    /// The lease granted for a requested one (the hub chooses; WebSub forbids perpetual leases).
+    pub fn grant_lease(&self, requested: Option<i64>) -> i64 {
+        requested
+            .unwrap_or(self.lease_default)
+            .clamp(self.lease_min, self.lease_max)
+    }
+
+    /// The client for verifications and deliveries: it connects only to permitted addresses,
+    /// follows no redirects (a 3xx is a failure) and gives up after the timeout.
+    pub fn http_client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver::new(self.policy.clone())))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(self.timeout)
+            .user_agent(concat!("sbm/", env!("CARGO_PKG_VERSION"), " (WebSub hub)"))
+            .build()
+            .expect("a client with these settings builds")
+    }
+}
+
+/// What verifications and deliveries run with.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    pub settings: CallbackSettings,
+    pub client: reqwest::Client,
+}
+
+impl Hub {
+    pub fn new(settings: CallbackSettings) -> Self {
+        let client = settings.http_client();
+        Hub { settings, client }
+    }
+}
+
+fn time(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!(t.to_rfc3339_opts(SecondsFormat::Micros, true))
+    })
+}
+
+/// A callback as the API shows it; the secret itself is never shown.
+pub fn representation(origin: &str, c: &CallbackRow) -> Value {
+    json!({
+        "id": c.id,
+        "url": format!("{origin}/api/v1/callbacks/{}/", c.id),
+        "topic": c.topic,
+        "callback": c.callback_url,
+        "state": c.state,
+        "state_reason": c.state_reason,
+        "lease_seconds": c.lease_seconds,
+        "lease_expires_at": time(c.lease_expires_at),
+        "has_secret": c.secret.is_some(),
+        "batch_size": c.batch_size,
+        "failing_since": time(c.failing_since),
+        "created_by": c.created_by,
+        "created_at": time(Some(c.created_at)),
+        "updated_at": time(Some(c.updated_at)),
+        "verified_at": time(c.verified_at),
+    })
+}

@@ -1,0 +1,116 @@
+//! Lifecycle events: what [`crate::effects`] writes for each change, in the change's own
+//! transaction, and how an event looks on the wire (docs/events.md).
+
+pub mod topic;
+
+use std::collections::HashMap;
+
+use chrono::SecondsFormat;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::store::events::{self as sql, EventRow, NewEventRow};
+use crate::store::{self, Tx};
+
+/// An event about to be written: its sequence is taken when it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub event_type: &'static str,
+    pub object_type: &'static str,
+    pub object_id: String,
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(
+        event_type: &'static str,
+        object_type: &'static str,
+        object_id: impl ToString,
+        data: Value,
+    ) -> Self {
+        Event {
+            event_type,
+            object_type,
+            object_id: object_id.to_string(),
+            data,
+        }
+    }
+}
+
+/// Writes the events in the caller's transaction, each object's numbered on from its last.
+pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut counts: HashMap<(String, String), (&'static str, i64)> = HashMap::new();
+    for e in &events {
+        counts
+            .entry((e.object_type.to_string(), e.object_id.clone()))
+            .or_insert((e.object_type, 0))
+            .1 += 1;
+    }
+    let wanted: Vec<(&'static str, String, i64)> = counts
+        .iter()
+        .map(|((_, id), (object_type, n))| (*object_type, id.clone(), *n))
+        .collect();
+    let last = sql::take_sequences(tx.conn(), &wanted).await?;
+    // This transaction's first event of an object follows the object's previous last.
+    let mut next: HashMap<(String, String), i64> = last
+        .into_iter()
+        .map(|(key, last)| {
+            let count = counts.get(&key).map_or(0, |c| c.1);
+            (key, last - count + 1)
+        })
+        .collect();
+    let rows: Vec<NewEventRow> = events
+        .into_iter()
+        .map(|e| {
+            let counter = next
+                .get_mut(&(e.object_type.to_string(), e.object_id.clone()))
+                .expect("a sequence was taken for every object");
+            let sequence = *counter;
+            *counter += 1;
+            NewEventRow {
+                event_id: Uuid::new_v4(),
+                event_type: e.event_type,
+                object_type: e.object_type,
+                object_id: e.object_id,
+                sequence,
+                data: e.data,
+            }
+        })
+        .collect();
+    sql::insert_events(tx.conn(), &rows, store::now()).await
+}
+
+/// An event as the API shows it and as callbacks receive it.
+pub fn envelope(row: &EventRow) -> Value {
+    envelope_of(
+        row.event_id,
+        &row.event_type,
+        row.occurred_at,
+        &row.object_type,
+        &row.object_id,
+        row.sequence,
+        &row.data.0,
+    )
+}
+
+pub fn envelope_of(
+    id: Uuid,
+    event_type: &str,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+    object_type: &str,
+    object_id: &str,
+    sequence: i64,
+    data: &Value,
+) -> Value {
+    json!({
+        "id": id,
+        "type": event_type,
+        "timestamp": occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "object": {"type": object_type, "id": object_id},
+        "sequence": sequence,
+        "data": data,
+    })
+}

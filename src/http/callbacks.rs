@@ -1,0 +1,385 @@
+//! The WebSub hub (`/api/v1/hub`), callback management and the delivery log (docs/events.md).
+
+use axum::extract::{FromRef, FromRequest, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::User;
+use super::body::{read_limited, Body};
+use super::error::{ApiError, ApiResult};
+use super::query::{parse_time, Filters, ListRequest, Paginated};
+use super::{AppState, Id, UuidId};
+use crate::auth::model::Caller;
+use crate::callbacks::{self, hub};
+use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
+use crate::store::filter::{Condition, Op, Value as FilterValue};
+use crate::store::{self, Conn};
+use crate::validation::FieldErrors;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/hub", post(subscribe))
+        .route("/api/v1/callbacks", get(list))
+        .route(
+            "/api/v1/callbacks/{id}",
+            get(retrieve).patch(update).delete(destroy),
+        )
+        .route("/api/v1/callbacks/{id}/deliveries", get(deliveries))
+        .route("/api/v1/callbacks/{id}/recover", post(recover))
+        .route("/api/v1/deliveries/{id}", get(delivery))
+        .route("/api/v1/deliveries/{id}/retry", post(retry))
+}
+
+/// A hub request's form fields.
+pub struct Form(pub Vec<(String, String)>);
+
+impl<S> FromRequest<S> for Form
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = AppState::from_ref(state).settings.max_body_bytes;
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            return Err(ApiError::UnsupportedMediaType(content_type));
+        }
+        let bytes = read_limited(req, limit).await?;
+        let pairs = serde_urlencoded::from_bytes(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("Form parse error - {e}")))?;
+        Ok(Form(pairs))
+    }
+}
+
+/// WebSub subscribe/unsubscribe. 202: the request is recorded and its verification of intent
+/// queued.
+#[utoipa::path(post, path = "/api/v1/hub", tag = "events",
+    request_body(content_type = "application/x-www-form-urlencoded", description = "hub.mode, hub.topic, hub.callback, hub.lease_seconds, hub.secret"),
+    responses((status = 202, description = "Accepted; verification follows"), (status = 400, description = "Field errors"),
+        (status = 404, description = "Unsubscribe of a pair never subscribed"), (status = 415)))]
+pub async fn subscribe(
+    State(state): State<AppState>,
+    User(caller): User,
+    Form(form): Form,
+) -> ApiResult<StatusCode> {
+    let request = hub::parse(&form, &state.hub.settings.policy).map_err(ApiError::Invalid)?;
+    let mut tx = state.begin().await?;
+    hub::request(
+        &mut tx,
+        &state.effects.jobs,
+        &state.hub.settings,
+        request,
+        Some(caller.user_id),
+    )
+    .await?;
+    state.commit(tx).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+fn visible(caller: &Caller, callback: &CallbackRow) -> bool {
+    caller.is_admin || callback.created_by == Some(caller.user_id)
+}
+
+async fn visible_callback(
+    conn: Conn<'_>,
+    caller: &Caller,
+    id: Uuid,
+) -> ApiResult<CallbackRow> {
+    match sql::get_callback(conn, id).await? {
+        Some(callback) if visible(caller, &callback) => Ok(callback),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
+    params(("state" = Option<String>, Query), ("topic" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "Callbacks: yours, or every one for an admin")))]
+pub async fn list(
+    State(state): State<AppState>,
+    User(caller): User,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    let mut conditions = Filters::new(&req.params)
+        .text("state", "state")
+        .text("topic", "topic")
+        .finish()?;
+    if !caller.is_admin {
+        conditions.push(Condition::eq(
+            "created_by",
+            FilterValue::Int(caller.user_id),
+        ));
+    }
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_callbacks(conn.conn(), &conditions, req.slice).await?;
+    let origin = state.effects.public_origin.clone();
+    Ok(Json(req.respond(page, |row| {
+        callbacks::representation(&origin, &row)
+    })))
+}
+
+#[utoipa::path(get, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The callback"), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.db.acquire().await?;
+    let callback = visible_callback(conn.conn(), &caller, id).await?;
+    Ok(Json(callbacks::representation(
+        &state.effects.public_origin,
+        &callback,
+    )))
+}
+
+/// Changes how the callback is delivered to: `{"batch_size": n}`, 1 to 100 events per POST.
+#[utoipa::path(patch, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The callback"), (status = 400), (status = 404)))]
+pub async fn update(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let batch_size = match body.get("batch_size") {
+        None => None,
+        Some(value) => match value.as_i64() {
+            Some(n) if (1..=100).contains(&n) => Some(n as i32),
+            _ => {
+                return Err(ApiError::Invalid(FieldErrors::single(
+                    "batch_size",
+                    "Ensure this value is an integer from 1 to 100.",
+                )))
+            }
+        },
+    };
+    let mut tx = state.begin().await?;
+    let mut callback = visible_callback(tx.conn(), &caller, id).await?;
+    if let Some(batch_size) = batch_size {
+        callback = sql::set_batch_size(tx.conn(), id, batch_size, store::now())
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    }
+    state.commit(tx).await?;
+    Ok(Json(callbacks::representation(
+        &state.effects.public_origin,
+        &callback,
+    )))
+}
+
+/// Removes the callback at once (no verification, unlike a hub unsubscribe) with its log.
+#[utoipa::path(delete, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 404)))]
+pub async fn destroy(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.begin().await?;
+    visible_callback(tx.conn(), &caller, id).await?;
+    sql::delete_callback(tx.conn(), id).await?;
+    state.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryOut {
+    pub id: i64,
+    /// The event's id.
+    pub event: Uuid,
+    pub event_type: String,
+    pub callback: Uuid,
+    /// `pending`, `running`, `succeeded` or `failed`.
+    pub state: String,
+    /// Attempts since the delivery was created or last retried by hand.
+    pub attempts: i32,
+    /// When a pending delivery is next tried.
+    pub next_attempt_at: Option<String>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub delivered_at: Option<String>,
+}
+
+pub fn delivery_out(view: DeliveryView) -> DeliveryOut {
+    let d = view.delivery;
+    DeliveryOut {
+        id: d.id,
+        event: view.event_uuid,
+        event_type: view.event_type,
+        callback: d.callback_id,
+        next_attempt_at: (d.state == "pending").then(|| time(d.next_attempt_at)),
+        state: d.state,
+        attempts: d.attempts,
+        last_status_code: d.last_status_code,
+        last_error: d.last_error,
+        created_at: time(d.created_at),
+        updated_at: time(d.updated_at),
+        delivered_at: d.delivered_at.map(time),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptOut {
+    /// 1 for the first attempt ever made, counting across retries by hand.
+    pub attempt: usize,
+    pub attempted_at: String,
+    pub status_code: Option<i32>,
+    pub duration_ms: i32,
+    /// The start of the receiver's answer.
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+    /// When the next attempt was scheduled after this one, if any.
+    pub next_attempt_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryDetailOut {
+    #[serde(flatten)]
+    pub delivery: DeliveryOut,
+    pub log: Vec<AttemptOut>,
+}
+
+fn attempt_out((index, a): (usize, AttemptRow)) -> AttemptOut {
+    AttemptOut {
+        attempt: index + 1,
+        attempted_at: time(a.attempted_at),
+        status_code: a.status_code,
+        duration_ms: a.duration_ms,
+        response_body: a.response_body,
+        error: a.error,
+        next_attempt_at: a.next_attempt_at.map(time),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/callbacks/{id}/deliveries/", tag = "events", params(("id" = Uuid, Path),
+        ("state" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
+pub async fn deliveries(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<DeliveryOut>>> {
+    let mut conditions = Filters::new(&req.params)
+        .text("state", "state")
+        .time("since", "created_at", Op::AtLeast)
+        .time("until", "created_at", Op::Below)
+        .finish()?;
+    let mut conn = state.db.acquire().await?;
+    visible_callback(conn.conn(), &caller, id).await?;
+    conditions.push(Condition::eq("callback_id", FilterValue::Uuid(id)));
+    let page = sql::list_deliveries(conn.conn(), &conditions, req.slice).await?;
+    Ok(Json(req.respond(page, delivery_out)))
+}
+
+/// Re-queues the callback's failed deliveries of events that occurred in [since, until).
+#[utoipa::path(post, path = "/api/v1/callbacks/{id}/recover/", tag = "events", params(("id" = Uuid, Path)),
+    responses((status = 202, description = "{\"recovered\": n}"), (status = 400), (status = 404)))]
+pub async fn recover(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut errors = FieldErrors::new();
+    let mut read = |field: &str, required: bool| match body.get(field) {
+        None | Some(Value::Null) => {
+            if required {
+                errors.add(field, "This field is required.");
+            }
+            None
+        }
+        Some(value) => {
+            let parsed = value.as_str().and_then(parse_time);
+            if parsed.is_none() {
+                errors.add(field, "Enter a valid date/time.");
+            }
+            parsed
+        }
+    };
+    let since = read("since", true);
+    let until = read("until", false);
+    errors.into_result().map_err(ApiError::Invalid)?;
+    let since = since.expect("checked");
+    let mut tx = state.begin().await?;
+    visible_callback(tx.conn(), &caller, id).await?;
+    let recovered = sql::recover_deliveries(tx.conn(), id, since, until, store::now()).await?;
+    state.commit(tx).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "recovered": recovered })),
+    ))
+}
+
+async fn visible_delivery(
+    conn: &mut crate::store::Pooled,
+    caller: &Caller,
+    id: i64,
+) -> ApiResult<DeliveryView> {
+    let view = sql::get_delivery(conn.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    visible_callback(conn.conn(), caller, view.delivery.callback_id).await?;
+    Ok(view)
+}
+
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path)),
+    responses((status = 200, body = DeliveryDetailOut), (status = 404)))]
+pub async fn delivery(
+    State(state): State<AppState>,
+    User(caller): User,
+    Id(id): Id,
+) -> ApiResult<Json<DeliveryDetailOut>> {
+    let mut conn = state.db.acquire().await?;
+    let view = visible_delivery(&mut conn, &caller, id).await?;
+    let log = sql::list_attempts(conn.conn(), id).await?;
+    Ok(Json(DeliveryDetailOut {
+        delivery: delivery_out(view),
+        log: log.into_iter().enumerate().map(attempt_out).collect(),
+    }))
+}
+
+/// Sends one delivery again: a failed one, or a succeeded one to replay it.
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path)),
+    responses((status = 202, body = DeliveryOut), (status = 404), (status = 409, description = "Already pending or running")))]
+pub async fn retry(
+    State(state): State<AppState>,
+    User(caller): User,
+    Id(id): Id,
+) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
+    let mut conn = state.db.acquire().await?;
+    visible_delivery(&mut conn, &caller, id).await?;
+    if !sql::requeue_delivery(conn.conn(), id, store::now()).await? {
+        return Err(ApiError::Conflict(
+            "This delivery is already waiting for its next attempt.".into(),
+        ));
+    }
+    let view = sql::get_delivery(conn.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(delivery_out(view))))
+}
