@@ -7,8 +7,12 @@
 //! and every subscription advanced, sends per second, sbm's peak RSS, and whether the fake
 //! Message Sender received exactly N messages (no duplicates, none missing).
 //!
+//! With `--callback-batch B`, a callback subscribed to `send.*` (B events per POST) receives
+//! the tick's `send.succeeded` events at a fast receiver, which checks that each arrives once.
+//!
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 [--concurrency 256]
 //!     cargo bench --bench tick -- --backend sqlite --n 100000
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 --callback-batch 100
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -30,6 +34,7 @@ struct Options {
     n: i64,
     concurrency: usize,
     postgres_admin: String,
+    callback_batch: Option<i32>,
 }
 
 fn options() -> Options {
@@ -48,6 +53,8 @@ fn options() -> Options {
         concurrency: value("--concurrency")
             .map(|v| v.parse().expect("--concurrency takes a number"))
             .unwrap_or(256),
+        callback_batch: value("--callback-batch")
+            .map(|v| v.parse().expect("--callback-batch takes a number")),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -59,6 +66,30 @@ struct Received {
     count: AtomicU64,
     duplicates: AtomicU64,
     recipients: Mutex<HashSet<String>>,
+    events: AtomicU64,
+    duplicate_events: AtomicU64,
+    event_ids: Mutex<HashSet<String>>,
+}
+
+/// The fast receiver: takes one event or a batch, notes each id.
+async fn receive_events(
+    State(received): State<Arc<Received>>,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    let events = match body {
+        Value::Array(events) => events,
+        event => vec![event],
+    };
+    let mut ids = received.event_ids.lock().unwrap();
+    for event in &events {
+        if !ids.insert(event["id"].as_str().unwrap_or_default().to_string()) {
+            received.duplicate_events.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    received
+        .events
+        .fetch_add(events.len() as u64, Ordering::Relaxed);
+    StatusCode::NO_CONTENT
 }
 
 async fn outbound(
@@ -89,6 +120,7 @@ async fn start_fakes(received: Arc<Received>) -> String {
             get(address),
         )
         .route("/sender/api/v1/outbound/", post(outbound))
+        .route("/receiver", post(receive_events))
         .with_state(received);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = format!("http://{}", listener.local_addr().unwrap());
@@ -141,8 +173,14 @@ mod tempfile_dir {
 
 /// One every-minute schedule, three text sets with two messages in two languages each.
 async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
+    let effects = sbm::effects::Effects {
+        jobs: sbm::jobs::JobSettings::from(&sbm::config::WorkerConfig::default()),
+        scheduler_mode: false,
+        go_metrics: false,
+        public_origin: "http://127.0.0.1:8000".into(),
+    };
     let mut tx = db.begin().await.unwrap();
-    let schedule = sbm::content::create_schedule(&mut tx, &ScheduleFields::default())
+    let schedule = sbm::content::create_schedule(&mut tx, &effects, &ScheduleFields::default())
         .await
         .unwrap();
     let mut sets = Vec::new();
@@ -152,7 +190,7 @@ async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
             default_schedule_id: schedule.id,
             ..Default::default()
         };
-        let set = sbm::content::create_message_set(&mut tx, &fields)
+        let set = sbm::content::create_message_set(&mut tx, &effects, &fields)
             .await
             .unwrap();
         for lang in ["eng_ZA", "zul_ZA"] {
@@ -165,7 +203,7 @@ async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
                     text_content: Some(text),
                     ..Default::default()
                 };
-                sbm::content::create_message(&mut tx, &fields)
+                sbm::content::create_message(&mut tx, &effects, &fields)
                     .await
                     .unwrap();
             }
@@ -218,6 +256,39 @@ async fn seed_subscriptions(db: &Db, schedule: i64, sets: &[i64], n: i64) {
     }
 }
 
+/// A callback on `send.*`, active as if verified (the benchmark measures delivery, not the
+/// handshake, which the HTTP tests cover).
+async fn subscribe_receiver(db: &Db, url: &str, batch: i32) {
+    const SQL: &str =
+        "insert into callback (id, topic, topic_prefix, callback_url, state, lease_seconds, \
+        lease_expires_at, batch_size, created_at, updated_at) \
+        values ($1, 'send.*', 'send', $2, 'active', 86400, $3, $4, $5, $5)";
+    let now = chrono::Utc::now();
+    let expires = now + chrono::Duration::days(1);
+    let id = uuid::Uuid::new_v4();
+    match db {
+        Db::Postgres(pool) => sqlx::query(SQL)
+            .bind(id)
+            .bind(url)
+            .bind(expires)
+            .bind(batch)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        Db::Sqlite(pool) => sqlx::query(SQL)
+            .bind(id)
+            .bind(url)
+            .bind(expires)
+            .bind(batch)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()),
+    }
+    .unwrap();
+}
+
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -239,6 +310,7 @@ fn start_sbm(database_url: &str, fakes: &str, concurrency: usize) -> Child {
         .env("SBM_WORKER_POLL_MS", "20")
         // The benchmark fires its tick itself, to time it.
         .env("SBM_TICK_INTERVAL_SECS", "86400")
+        .env("SBM_CALLBACK_ALLOWED_NETWORKS", "127.0.0.0/8")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()
@@ -285,6 +357,9 @@ async fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    if let Some(batch) = o.callback_batch {
+        subscribe_receiver(&db, &format!("{fakes}/receiver"), batch).await;
+    }
     let pid = sbm.id();
     let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
 
@@ -323,6 +398,16 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let end_to_end = tick_started.elapsed();
+    let events_expected = if o.callback_batch.is_some() {
+        o.n as u64
+    } else {
+        0
+    };
+    while received.events.load(Ordering::Relaxed) < events_expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:").unwrap_or(0));
+    }
+    let events_delivered = tick_started.elapsed();
     peak_rss = peak_rss.max(rss_kib(pid, "VmHWM:").unwrap_or(0));
     let advanced = count(&db, advanced_sql).await;
     let jobs_left = count(&db, "select count(*) from job").await;
@@ -362,7 +447,27 @@ async fn main() {
     );
     println!("| subscriptions advanced | {advanced} |");
     println!("| jobs left | {jobs_left} |");
-    let exact = sent == o.n as u64 && duplicates == 0 && advanced == o.n && jobs_left == 0;
+    let mut events_exact = true;
+    if let Some(batch) = o.callback_batch {
+        let events = received.events.load(Ordering::Relaxed);
+        let duplicate_events = received.duplicate_events.load(Ordering::Relaxed);
+        let undelivered = count(
+            &db,
+            "select count(*) from delivery where state <> 'succeeded'",
+        )
+        .await;
+        println!("| callback on send.*, events per POST | {batch} |");
+        println!(
+            "| last send.succeeded event received | {:.1} s after the tick |",
+            events_delivered.as_secs_f64()
+        );
+        println!(
+            "| events received | {events} (duplicates: {duplicate_events}, deliveries not succeeded: {undelivered}) |"
+        );
+        events_exact = events == o.n as u64 && duplicate_events == 0 && undelivered == 0;
+    }
+    let exact =
+        sent == o.n as u64 && duplicates == 0 && advanced == o.n && jobs_left == 0 && events_exact;
     println!(
         "\n{}",
         if exact {

@@ -425,7 +425,7 @@ pub struct EventsConfig {
         env = "SBM_DELIVERY_CONCURRENCY",
         default_value_t = 64
     )]
-    pub concurrency: usize,
+    pub delivery_concurrency: usize,
     /// [Events] A callback whose deliveries have only failed for this long is disabled, with a
     /// `callback.disabled` event (seconds; default 5 days).
     #[arg(
@@ -447,7 +447,7 @@ impl Default for EventsConfig {
             retry_jitter: 0.2,
             retry_after_max_secs: 3_600,
             timeout_ms: 15_000,
-            concurrency: 64,
+            delivery_concurrency: 64,
             disable_after_secs: 432_000,
         }
     }

@@ -149,7 +149,12 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
     }
 }
 
-fn content_event(op: Op, created: &'static str, updated: &'static str, deleted: &'static str) -> &'static str {
+fn content_event(
+    op: Op,
+    created: &'static str,
+    updated: &'static str,
+    deleted: &'static str,
+) -> &'static str {
     match op {
         Op::Created => created,
         Op::Updated => updated,
@@ -164,7 +169,9 @@ fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
     };
     after
         .iter()
-        .filter(|(key, value)| key.as_str() != "updated_at" && before.get(key.as_str()) != Some(value))
+        .filter(|(key, value)| {
+            key.as_str() != "updated_at" && before.get(key.as_str()) != Some(value)
+        })
         .map(|(key, _)| key.clone())
         .collect()
 }
@@ -175,13 +182,23 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
     let subscription = |s: &Subscription| wire::subscription(origin, s);
     match change {
         Change::Schedule(op, s) => vec![Event::new(
-            content_event(op, "schedule.created", "schedule.updated", "schedule.deleted"),
+            content_event(
+                op,
+                "schedule.created",
+                "schedule.updated",
+                "schedule.deleted",
+            ),
             "schedule",
             s.id,
             wire::schedule(s),
         )],
         Change::MessageSet(op, s) => vec![Event::new(
-            content_event(op, "messageset.created", "messageset.updated", "messageset.deleted"),
+            content_event(
+                op,
+                "messageset.created",
+                "messageset.updated",
+                "messageset.deleted",
+            ),
             "messageset",
             s.id,
             wire::message_set(s),
@@ -193,20 +210,35 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
             wire::message(m),
         )],
         Change::BinaryContent(op, b) => vec![Event::new(
-            content_event(op, "binarycontent.created", "binarycontent.updated", "binarycontent.deleted"),
+            content_event(
+                op,
+                "binarycontent.created",
+                "binarycontent.updated",
+                "binarycontent.deleted",
+            ),
             "binarycontent",
             b.id,
             wire::binary_content(origin, b),
         )],
         Change::SubscriptionCreated(s) => {
-            vec![Event::new("subscription.created", "subscription", s.id, subscription(s))]
+            vec![Event::new(
+                "subscription.created",
+                "subscription",
+                s.id,
+                subscription(s),
+            )]
         }
         Change::SubscriptionUpdated { before, after } => {
             let data = subscription(after);
             let changed = changed_fields(&subscription(before), &data);
             let mut updated = data.clone();
             updated["changed"] = json!(changed);
-            let mut events = vec![Event::new("subscription.updated", "subscription", after.id, updated)];
+            let mut events = vec![Event::new(
+                "subscription.updated",
+                "subscription",
+                after.id,
+                updated,
+            )];
             events.extend(lifecycle_steps(before, after, &data));
             events
         }
@@ -214,7 +246,12 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
             lifecycle_steps(before, after, &subscription(after))
         }
         Change::SubscriptionDeleted(s) => {
-            vec![Event::new("subscription.deleted", "subscription", s.id, subscription(s))]
+            vec![Event::new(
+                "subscription.deleted",
+                "subscription",
+                s.id,
+                subscription(s),
+            )]
         }
         Change::SendRequested { .. } | Change::SendRefused(_) => Vec::new(),
         Change::MessageSent {
@@ -237,7 +274,10 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
                 "resend": resend,
             }),
         )],
-        Change::SendFailed { retrying: true, .. } | Change::SendFailed { subscription: None, .. } => Vec::new(),
+        Change::SendFailed { retrying: true, .. }
+        | Change::SendFailed {
+            subscription: None, ..
+        } => Vec::new(),
         Change::SendFailed {
             subscription: Some(s),
             reason,
@@ -276,9 +316,19 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
 /// `subscription.completed` and `subscription.deactivated`, when the change is one of those.
 fn lifecycle_steps(before: &Subscription, after: &Subscription, data: &Value) -> Vec<Event> {
     if !before.completed && after.completed {
-        vec![Event::new("subscription.completed", "subscription", after.id, data.clone())]
+        vec![Event::new(
+            "subscription.completed",
+            "subscription",
+            after.id,
+            data.clone(),
+        )]
     } else if before.active && !after.active {
-        vec![Event::new("subscription.deactivated", "subscription", after.id, data.clone())]
+        vec![Event::new(
+            "subscription.deactivated",
+            "subscription",
+            after.id,
+            data.clone(),
+        )]
     } else {
         Vec::new()
     }

@@ -34,7 +34,7 @@ const RESPONSE_LOG_BYTES: usize = 2000;
 
 /// Runs passes until `shutdown`, resting `poll` whenever there was nothing to do.
 pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
-    let worker = format!("deliver-{}", Uuid::new_v4().simple());
+    let worker = format!("deliver-{}-{}", std::process::id(), Uuid::new_v4().simple());
     let mut last_sweep = Instant::now() - Duration::from_secs(3600);
     while !shutdown.is_cancelled() {
         if last_sweep.elapsed() >= Duration::from_secs(1) {
@@ -75,7 +75,8 @@ pub async fn spread(db: &Db) -> store::Result<u64> {
     let mut total = 0;
     loop {
         let mut tx = db.begin().await?;
-        let (events, deliveries) = sql::spread_events(tx.conn(), SPREAD_BATCH, store::now()).await?;
+        let (events, deliveries) =
+            sql::spread_events(tx.conn(), SPREAD_BATCH, store::now()).await?;
         tx.commit().await?;
         if events == 0 {
             return Ok(total);
@@ -90,7 +91,8 @@ pub async fn spread(db: &Db) -> store::Result<u64> {
 pub async fn pass(ctx: &JobContext, worker: &str) -> Result<usize, crate::domain::Error> {
     let spread = spread(&ctx.db).await? as usize;
     let settings = &ctx.hub.settings;
-    let lease = settings.timeout * 2 + Duration::from_secs(10);
+    // Longer than any POST may take, so that only a dead worker's deliveries are taken over.
+    let lease = settings.timeout + ctx.effects.jobs.lease;
     let now = store::now();
     let claimed = {
         let mut tx = ctx.db.begin().await?;
@@ -152,10 +154,10 @@ async fn deliver_all(ctx: &JobContext, claimed: Vec<DeliveryWork>) -> Vec<Posted
         while group.peek().is_some() {
             let chunk: Vec<DeliveryWork> = group.by_ref().take(size).collect();
             let permit = permits.clone().acquire_owned().await.expect("never closed");
-            let client = ctx.hub.client.clone();
+            let hub = ctx.hub.clone();
             let origin = ctx.public_origin.clone();
             posts.spawn(async move {
-                let posted = post(&client, &origin, chunk, batched).await;
+                let posted = post(&hub, &origin, chunk, batched).await;
                 drop(permit);
                 posted
             });
@@ -220,7 +222,9 @@ pub fn headers(
         let key = signing::standard_webhooks_key(secret);
         headers.insert(
             "webhook-signature",
-            value(signing::standard_webhooks_signature(&key, id, timestamp, body)),
+            value(signing::standard_webhooks_signature(
+                &key, id, timestamp, body,
+            )),
         );
         headers.insert(
             "x-hub-signature",
@@ -237,12 +241,7 @@ pub fn headers(
     headers
 }
 
-async fn post(
-    client: &reqwest::Client,
-    origin: &str,
-    chunk: Vec<DeliveryWork>,
-    batched: bool,
-) -> Posted {
+async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched: bool) -> Posted {
     let first = &chunk[0];
     let id = webhook_id(&chunk, batched);
     let body = body_of(&chunk, batched);
@@ -256,7 +255,25 @@ async fn post(
         &body,
     );
     let started = Instant::now();
-    let result = client
+    // The resolver guards host names; an address written into the URL is checked here, against
+    // today's policy rather than the one in force when the callback subscribed.
+    let refused = url::Url::parse(&first.callback_url)
+        .map_err(|err| err.to_string())
+        .and_then(|url| hub.settings.policy.check_url(&url));
+    if let Err(reason) = refused {
+        return Posted {
+            callback_id: first.callback_id,
+            deliveries: chunk.iter().map(|w| (w.id, w.attempts)).collect(),
+            attempted_at,
+            duration_ms: 0,
+            status: None,
+            retry_after: None,
+            response_body: None,
+            error: Some(reason),
+        };
+    }
+    let result = hub
+        .client
         .post(&first.callback_url)
         .headers(headers)
         .body(body)
@@ -298,8 +315,7 @@ async fn post(
         }
     }
     posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    metrics::histogram!("sbm_delivery_duration_seconds")
-        .record(started.elapsed().as_secs_f64());
+    metrics::histogram!("sbm_delivery_duration_seconds").record(started.elapsed().as_secs_f64());
     posted
 }
 

@@ -11,7 +11,7 @@ use crate::jobs::{self, Job};
 use crate::store::{self, events as sql, Tx};
 use crate::validation::FieldErrors;
 
-/// WebSub: a secret must be under 200 bytes.
+/// WebSub asks for under 200 bytes; intergov's hub took up to 200, so 200 is allowed.
 const MAX_SECRET_BYTES: usize = 200;
 const MAX_CALLBACK_LENGTH: usize = 2000;
 
@@ -120,10 +120,10 @@ pub fn parse(
     };
     let secret = match field("hub.secret") {
         None | Some("") => None,
-        Some(secret) if secret.len() >= MAX_SECRET_BYTES => {
+        Some(secret) if secret.len() > MAX_SECRET_BYTES => {
             errors.add(
                 "hub.secret",
-                format!("Ensure this field has fewer than {MAX_SECRET_BYTES} bytes."),
+                format!("Ensure this field has no more than {MAX_SECRET_BYTES} bytes."),
             );
             None
         }
@@ -224,7 +224,7 @@ mod tests {
                 ("hub.topic", "a..b"),
                 ("hub.callback", "ftp://example.org/"),
                 ("hub.lease_seconds", "soon"),
-                ("hub.secret", &"x".repeat(200)),
+                ("hub.secret", &"x".repeat(201)),
             ]),
             &AddressPolicy::default(),
         )

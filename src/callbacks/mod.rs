@@ -53,7 +53,7 @@ impl CallbackSettings {
                 retry_after_max: Duration::from_secs(c.retry_after_max_secs.max(1)),
             },
             timeout: Duration::from_millis(c.timeout_ms.max(1)),
-            concurrency: c.concurrency.max(1),
+            concurrency: c.delivery_concurrency.max(1),
             disable_after: Duration::from_secs(c.disable_after_secs),
         })
     }

@@ -7,8 +7,8 @@ pub mod media;
 pub mod model;
 
 pub use crate::domain::{Error, Result};
-use crate::store::content::{self as sql, Table};
 use crate::effects::{follow, Change, Effects, Op};
+use crate::store::content::{self as sql, Table};
 use crate::store::{self, Tx};
 use crate::validation::{missing_pk, FieldErrors, NON_FIELD_ERRORS};
 use model::{
@@ -59,7 +59,11 @@ fn validate_schedule(f: &ScheduleFields) -> Result<(), FieldErrors> {
     errors.into_result()
 }
 
-pub async fn create_schedule(tx: &mut Tx, effects: &Effects, f: &ScheduleFields) -> Result<Schedule> {
+pub async fn create_schedule(
+    tx: &mut Tx,
+    effects: &Effects,
+    f: &ScheduleFields,
+) -> Result<Schedule> {
     validate_schedule(f)?;
     let schedule = sql::insert_schedule(tx.conn(), f, store::now()).await?;
     follow(tx, effects, Change::Schedule(Op::Created, &schedule)).await?;

@@ -95,11 +95,7 @@ fn visible(caller: &Caller, callback: &CallbackRow) -> bool {
     caller.is_admin || callback.created_by == Some(caller.user_id)
 }
 
-async fn visible_callback(
-    conn: Conn<'_>,
-    caller: &Caller,
-    id: Uuid,
-) -> ApiResult<CallbackRow> {
+async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResult<CallbackRow> {
     match sql::get_callback(conn, id).await? {
         Some(callback) if visible(caller, &callback) => Ok(callback),
         _ => Err(ApiError::NotFound),

@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    binary_content, callbacks, events, failed_tasks, health, message_sets, messages,
-    observability, schedules, subscriptions, users, AppState,
+    binary_content, callbacks, events, failed_tasks, health, message_sets, messages, observability,
+    schedules, subscriptions, users, AppState,
 };
 
 struct TokenAuth;

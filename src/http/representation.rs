@@ -29,9 +29,15 @@ pub fn message(m: &Message) -> Value {
 }
 
 pub fn binary_content(origin: &str, b: &BinaryContent) -> Value {
-    to_value(BinaryContentOut::new(&BaseUrl(origin.to_string()), b.clone()))
+    to_value(BinaryContentOut::new(
+        &BaseUrl(origin.to_string()),
+        b.clone(),
+    ))
 }
 
 pub fn subscription(origin: &str, s: &Subscription) -> Value {
-    to_value(SubscriptionOut::new(&BaseUrl(origin.to_string()), s.clone()))
+    to_value(SubscriptionOut::new(
+        &BaseUrl(origin.to_string()),
+        s.clone(),
+    ))
 }

@@ -104,13 +104,16 @@ async fn commit(
 ) -> Result<(), crate::domain::Error> {
     let mut tx = db.begin().await?;
     let sent: Vec<Sent> = completions.iter().filter_map(|c| c.sent.clone()).collect();
-    let advanced = subscriptions::record_sent_many(&mut tx, effects, &sent).await?;
+    let advanced = subscriptions::record_sent_many(&mut tx, &sent).await?;
     let after: std::collections::HashMap<uuid::Uuid, &Subscription> =
         advanced.iter().map(|s| (s.id, s)).collect();
     let messages: Vec<Change> = completions
         .iter()
         .map(|c| Change::MessageSent {
-            subscription: after.get(&c.subscription.id).copied().unwrap_or(&c.subscription),
+            subscription: after
+                .get(&c.subscription.id)
+                .copied()
+                .unwrap_or(&c.subscription),
             set: &c.set,
             sequence_number: c.sequence_number,
             outbound_id: &c.outbound_id,
@@ -119,6 +122,7 @@ async fn commit(
         })
         .collect();
     follow_all(&mut tx, effects, &messages).await?;
+    subscriptions::follow_advances(&mut tx, effects, &sent, &advanced).await?;
     let mut by_worker: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for c in completions {
         by_worker

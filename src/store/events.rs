@@ -76,7 +76,10 @@ pub async fn take_sequences(
             qb.build_query_as().fetch_all(&mut *c).await?
         }
     };
-    Ok(rows.into_iter().map(|(t, id, last)| ((t, id), last)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(t, id, last)| ((t, id), last))
+        .collect())
 }
 
 pub async fn insert_events(
@@ -227,7 +230,9 @@ pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Re
 /// Marks events unspread again (from `since` on), so that the spreader passes over them anew.
 pub async fn unspread_events(conn: Conn<'_>, since: DateTime<Utc>) -> Result<u64> {
     const SQL: &str = "update event set spread_at = null where occurred_at >= $1";
-    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(since).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(since).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
 }
 
 // ---- callbacks ----
@@ -262,7 +267,9 @@ pub async fn find_callback(
     callback_url: &str,
 ) -> Result<Option<CallbackRow>> {
     const SQL: &str = "select * from callback where topic_prefix = $1 and callback_url = $2";
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(topic_prefix).bind(callback_url).fetch_optional(&mut *c).await)?)
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(topic_prefix).bind(callback_url).fetch_optional(&mut *c).await)?,
+    )
 }
 
 /// The callback for (topic, URL), created `pending` if there is none yet.
@@ -307,7 +314,9 @@ pub async fn activate_callback(
         lease_seconds = $4, lease_expires_at = $5, failing_since = null, verified_at = $6, updated_at = $6 \
         where id = $1 returning *";
     let expires = now + chrono::Duration::seconds(lease_seconds);
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(topic).bind(secret).bind(lease_seconds).bind(expires).bind(now).fetch_optional(&mut *c).await)?)
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(topic).bind(secret).bind(lease_seconds).bind(expires).bind(now).fetch_optional(&mut *c).await)?,
+    )
 }
 
 pub async fn set_callback_state(
@@ -318,7 +327,9 @@ pub async fn set_callback_state(
     now: DateTime<Utc>,
 ) -> Result<Option<CallbackRow>> {
     const SQL: &str = "update callback set state = $2, state_reason = $3, updated_at = $4 where id = $1 returning *";
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(state).bind(reason).bind(now).fetch_optional(&mut *c).await)?)
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(state).bind(reason).bind(now).fetch_optional(&mut *c).await)?,
+    )
 }
 
 pub async fn set_batch_size(
@@ -329,12 +340,16 @@ pub async fn set_batch_size(
 ) -> Result<Option<CallbackRow>> {
     const SQL: &str =
         "update callback set batch_size = $2, updated_at = $3 where id = $1 returning *";
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(batch_size).bind(now).fetch_optional(&mut *c).await)?)
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(batch_size).bind(now).fetch_optional(&mut *c).await)?,
+    )
 }
 
 pub async fn delete_callback(conn: Conn<'_>, id: Uuid) -> Result<bool> {
     const SQL: &str = "delete from callback where id = $1";
-    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?)
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?,
+    )
 }
 
 pub async fn list_callbacks(
@@ -347,7 +362,8 @@ pub async fn list_callbacks(
 
 /// Active callbacks whose lease has ended become `expired`; returns them.
 pub async fn expire_callbacks(conn: Conn<'_>, now: DateTime<Utc>) -> Result<Vec<CallbackRow>> {
-    const SQL: &str = "update callback set state = 'expired', state_reason = 'the lease ended', updated_at = $1 \
+    const SQL: &str =
+        "update callback set state = 'expired', state_reason = 'the lease ended', updated_at = $1 \
         where state = 'active' and lease_expires_at <= $1 returning *";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(now).fetch_all(&mut *c).await)?)
 }
@@ -364,7 +380,8 @@ pub async fn note_failing(
 }
 
 pub async fn clear_failing(conn: Conn<'_>, id: Uuid) -> Result<()> {
-    const SQL: &str = "update callback set failing_since = null where id = $1 and failing_since is not null";
+    const SQL: &str =
+        "update callback set failing_since = null where id = $1 and failing_since is not null";
     on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|_| ()))?;
     Ok(())
 }
@@ -436,7 +453,9 @@ pub async fn requeue_delivery(conn: Conn<'_>, id: i64, now: DateTime<Utc>) -> Re
     const SQL: &str = "update delivery set state = 'pending', attempts = 0, next_attempt_at = $2, \
         locked_until = null, locked_by = null, updated_at = $2 \
         where id = $1 and state in ('failed', 'succeeded')";
-    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?)
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?,
+    )
 }
 
 /// Re-queues a callback's failed deliveries of events that occurred in [since, until).
@@ -451,7 +470,9 @@ pub async fn recover_deliveries(
         locked_until = null, locked_by = null, updated_at = $4 \
         where callback_id = $1 and state = 'failed' and event_id in \
             (select id from event where occurred_at >= $2 and ($3 is null or occurred_at < $3))";
-    Ok(on_conn!(conn, c => sqlx::query(SQL).bind(callback_id).bind(since).bind(until).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?)
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(callback_id).bind(since).bind(until).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
 }
 
 /// A claimed delivery with what its POST needs.
@@ -520,7 +541,10 @@ pub async fn claim_deliveries(
                 return Ok(Vec::new());
             }
             let sql = WORK.replace("d.id in (", "d.id = any($1) order by d.callback_id, e.id");
-            Ok(sqlx::query_as(&sql).bind(claimed).fetch_all(&mut *c).await?)
+            Ok(sqlx::query_as(&sql)
+                .bind(claimed)
+                .fetch_all(&mut *c)
+                .await?)
         }
         Conn::Sqlite(c) => {
             let claimed: Vec<i64> = sqlx::query_scalar(SQLITE)

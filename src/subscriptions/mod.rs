@@ -219,12 +219,9 @@ pub struct Sent {
 /// completes its set (when it was the set's last message in the language) and starts the next
 /// set; clears a prepended text that went out. One statement for all; a subscription that has
 /// already moved past the number sent is left alone (so a repeated send never advances twice).
-/// Returns the subscriptions as they are after the advance.
-pub async fn record_sent_many(
-    tx: &mut Tx,
-    effects: &Effects,
-    sent: &[Sent],
-) -> Result<Vec<Subscription>> {
+/// Returns the subscriptions as they are after the advance; [`follow_advances`] then writes
+/// what follows.
+pub async fn record_sent_many(tx: &mut Tx, sent: &[Sent]) -> Result<Vec<Subscription>> {
     let items: Vec<sql::AdvanceOf> = sent
         .iter()
         .map(|s| {
@@ -244,7 +241,18 @@ pub async fn record_sent_many(
             }
         })
         .collect();
-    let advanced = sql::advance_many(tx.conn(), &items, store::now()).await?;
+    Ok(sql::advance_many(tx.conn(), &items, store::now()).await?)
+}
+
+/// What follows the advances of [`record_sent_many`], once the sends themselves have been
+/// followed (so a subscription's `send.succeeded` precedes its `subscription.completed`):
+/// scheduler sync, completion events, and the next set's subscription.
+pub async fn follow_advances(
+    tx: &mut Tx,
+    effects: &Effects,
+    sent: &[Sent],
+    advanced: &[Subscription],
+) -> Result<()> {
     let before: std::collections::HashMap<Uuid, &Subscription> =
         sent.iter().map(|s| (s.before.id, &s.before)).collect();
     let changes: Vec<Change> = advanced
@@ -259,7 +267,7 @@ pub async fn record_sent_many(
     for after in advanced.iter().filter(|a| a.completed) {
         start_next_set(tx, effects, after).await?;
     }
-    Ok(advanced)
+    Ok(())
 }
 
 /// When a completed subscription's set has a `next_set`, subscribes the same identity to it

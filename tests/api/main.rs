@@ -2,14 +2,18 @@
 
 mod helpers;
 mod peers;
+mod receiver;
 
 mod auth;
 mod binary_content;
 mod cli;
 mod errors;
+mod events;
+mod hub;
 mod message_sets;
 mod messages;
 mod metrics;
+mod outbox;
 mod schedules;
 mod scheduling;
 mod sending;
