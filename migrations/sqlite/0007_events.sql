@@ -66,6 +66,7 @@ create table delivery (
 );
 create index delivery_due_idx on delivery (next_attempt_at, id) where state = 'pending';
 create index delivery_running_idx on delivery (locked_until) where state = 'running';
+create index delivery_failed_idx on delivery (callback_id) where state = 'failed';
 create index delivery_callback_idx on delivery (callback_id, id);
 
 create table delivery_attempt (

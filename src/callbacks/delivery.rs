@@ -29,6 +29,8 @@ use crate::store::{self, Db};
 
 /// Events fanned out per transaction.
 const SPREAD_BATCH: i64 = 1000;
+/// Deliveries claimed per pass: enough to keep every connection busy with full batches.
+const CLAIM: usize = 4096;
 /// Bytes of a receiver's answer kept in the log.
 const RESPONSE_LOG_BYTES: usize = 2000;
 
@@ -101,7 +103,7 @@ pub async fn pass(ctx: &JobContext, worker: &str) -> Result<usize, crate::domain
             worker,
             now,
             after(now, lease),
-            (settings.concurrency * 8) as i64,
+            CLAIM.max(settings.concurrency * 8) as i64,
         )
         .await?;
         tx.commit().await?;

@@ -50,6 +50,15 @@ async fn prometheus(State(state): State<AppState>) -> Response {
                 metrics::gauge!("sbm_jobs", "state" => state).set(count as f64);
             }
         }
+        if let Ok(depth) = crate::store::events::delivery_depth(conn.conn()).await {
+            for state in ["pending", "running", "failed"] {
+                let count = depth
+                    .iter()
+                    .find(|(s, _)| s == state)
+                    .map_or(0, |(_, n)| *n);
+                metrics::gauge!("sbm_deliveries", "state" => state).set(count as f64);
+            }
+        }
         if let Ok(oldest) = jobs_sql::oldest_pending(conn.conn()).await {
             let age = oldest.map_or(0.0, |t| {
                 (crate::store::now() - t).num_milliseconds().max(0) as f64 / 1000.0
