@@ -239,12 +239,17 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
                 after.id,
                 updated,
             )];
-            events.extend(lifecycle_steps(before, after, &data));
+            events.extend(
+                lifecycle_step(before, after)
+                    .map(|step| Event::new(step, "subscription", after.id, data)),
+            );
             events
         }
-        Change::SubscriptionAdvanced { before, after } => {
-            lifecycle_steps(before, after, &subscription(after))
-        }
+        // Most advances are neither: the subscription is serialized only for one that is.
+        Change::SubscriptionAdvanced { before, after } => lifecycle_step(before, after)
+            .map(|step| Event::new(step, "subscription", after.id, subscription(after)))
+            .into_iter()
+            .collect(),
         Change::SubscriptionDeleted(s) => {
             vec![Event::new(
                 "subscription.deleted",
@@ -313,24 +318,14 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
     }
 }
 
-/// `subscription.completed` and `subscription.deactivated`, when the change is one of those.
-fn lifecycle_steps(before: &Subscription, after: &Subscription, data: &Value) -> Vec<Event> {
+/// `subscription.completed` or `subscription.deactivated`, when the change is one of those.
+fn lifecycle_step(before: &Subscription, after: &Subscription) -> Option<&'static str> {
     if !before.completed && after.completed {
-        vec![Event::new(
-            "subscription.completed",
-            "subscription",
-            after.id,
-            data.clone(),
-        )]
+        Some("subscription.completed")
     } else if before.active && !after.active {
-        vec![Event::new(
-            "subscription.deactivated",
-            "subscription",
-            after.id,
-            data.clone(),
-        )]
+        Some("subscription.deactivated")
     } else {
-        Vec::new()
+        None
     }
 }
 

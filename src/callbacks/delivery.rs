@@ -245,35 +245,36 @@ pub fn headers(
 
 async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched: bool) -> Posted {
     let first = &chunk[0];
-    let id = webhook_id(&chunk, batched);
-    let body = body_of(&chunk, batched);
-    let attempted_at = store::now();
-    let headers = headers(
-        origin,
-        &first.topic,
-        first.secret.as_deref(),
-        &id,
-        attempted_at.timestamp(),
-        &body,
-    );
-    let started = Instant::now();
+    let mut posted = Posted {
+        callback_id: first.callback_id,
+        deliveries: chunk.iter().map(|w| (w.id, w.attempts)).collect(),
+        attempted_at: store::now(),
+        duration_ms: 0,
+        status: None,
+        retry_after: None,
+        response_body: None,
+        error: None,
+    };
     // The resolver guards host names; an address written into the URL is checked here, against
     // today's policy rather than the one in force when the callback subscribed.
     let refused = url::Url::parse(&first.callback_url)
         .map_err(|err| err.to_string())
         .and_then(|url| hub.settings.policy.check_url(&url));
     if let Err(reason) = refused {
-        return Posted {
-            callback_id: first.callback_id,
-            deliveries: chunk.iter().map(|w| (w.id, w.attempts)).collect(),
-            attempted_at,
-            duration_ms: 0,
-            status: None,
-            retry_after: None,
-            response_body: None,
-            error: Some(reason),
-        };
+        posted.error = Some(reason);
+        return posted;
     }
+    let id = webhook_id(&chunk, batched);
+    let body = body_of(&chunk, batched);
+    let headers = headers(
+        origin,
+        &first.topic,
+        first.secret.as_deref(),
+        &id,
+        posted.attempted_at.timestamp(),
+        &body,
+    );
+    let started = Instant::now();
     let result = hub
         .client
         .post(&first.callback_url)
@@ -281,16 +282,6 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
         .body(body)
         .send()
         .await;
-    let mut posted = Posted {
-        callback_id: first.callback_id,
-        deliveries: chunk.iter().map(|w| (w.id, w.attempts)).collect(),
-        attempted_at,
-        duration_ms: 0,
-        status: None,
-        retry_after: None,
-        response_body: None,
-        error: None,
-    };
     match result {
         Ok(response) => {
             let status = response.status();

@@ -11,7 +11,7 @@ pub mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use crate::config::EventsConfig;
@@ -93,9 +93,7 @@ impl Hub {
 }
 
 fn time(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        json!(t.to_rfc3339_opts(SecondsFormat::Micros, true))
-    })
+    t.map_or(Value::Null, |t| json!(crate::events::timestamp(t)))
 }
 
 /// A callback as the API shows it; the secret itself is never shown.

@@ -83,6 +83,11 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
     sql::insert_events(tx.conn(), &rows, store::now()).await
 }
 
+/// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
 /// An event as the API shows it and as callbacks receive it.
 pub fn envelope(row: &EventRow) -> Value {
     envelope_of(
@@ -108,7 +113,7 @@ pub fn envelope_of(
     json!({
         "id": id,
         "type": event_type,
-        "timestamp": occurred_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        "timestamp": timestamp(occurred_at),
         "object": {"type": object_type, "id": object_id},
         "sequence": sequence,
         "data": data,

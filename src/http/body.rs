@@ -20,15 +20,35 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = AppState::from_ref(state).settings.max_body_bytes;
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let content_type = content_type(&req);
         let bytes = read_limited(req, limit).await?;
         parse(&content_type, &bytes).map(Body)
     }
+}
+
+/// The request's Content-Type header, or "" without one.
+pub fn content_type(req: &Request) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The media type without parameters, lower-cased: `application/json; charset=utf-8` →
+/// `application/json`.
+pub fn essence(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+pub fn parse_form(bytes: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    serde_urlencoded::from_bytes(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("Form parse error - {e}")))
 }
 
 pub async fn read_limited(req: Request, limit: usize) -> Result<axum::body::Bytes, ApiError> {
@@ -46,28 +66,19 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<axum::body::Byte
 }
 
 fn parse(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = essence(content_type);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
     match essence.as_str() {
         "application/json" | "" => parse_json(bytes),
         t if t.ends_with("+json") => parse_json(bytes),
-        "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-                .map_err(|e| ApiError::BadRequest(format!("Form parse error - {e}")))?;
-            Ok(Value::Object(
-                pairs
-                    .into_iter()
-                    .map(|(k, v)| (k, Value::String(v)))
-                    .collect(),
-            ))
-        }
+        "application/x-www-form-urlencoded" => Ok(Value::Object(
+            parse_form(bytes)?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        )),
         _ => Err(ApiError::UnsupportedMediaType(content_type.to_string())),
     }
 }

@@ -1,23 +1,22 @@
 //! The WebSub hub (`/api/v1/hub`), callback management and the delivery log (docs/events.md).
 
 use axum::extract::{FromRef, FromRequest, Request, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::User;
-use super::body::{read_limited, Body};
+use super::body::{content_type, essence, parse_form, read_limited, Body};
 use super::error::{ApiError, ApiResult};
 use super::query::{parse_time, Filters, ListRequest, Paginated};
 use super::{AppState, Id, UuidId};
 use crate::auth::model::Caller;
 use crate::callbacks::{self, hub};
+use crate::events::timestamp as time;
 use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
 use crate::store::filter::{Condition, Op, Value as FilterValue};
 use crate::store::{self, Conn};
@@ -49,20 +48,12 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = AppState::from_ref(state).settings.max_body_bytes;
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string();
-        let essence = content_type.split(';').next().unwrap_or("").trim();
-        if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        let content_type = content_type(&req);
+        if essence(&content_type) != "application/x-www-form-urlencoded" {
             return Err(ApiError::UnsupportedMediaType(content_type));
         }
         let bytes = read_limited(req, limit).await?;
-        let pairs = serde_urlencoded::from_bytes(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("Form parse error - {e}")))?;
-        Ok(Form(pairs))
+        parse_form(&bytes).map(Form)
     }
 }
 
@@ -192,10 +183,6 @@ pub async fn destroy(
     sql::delete_callback(tx.conn(), id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

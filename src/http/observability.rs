@@ -38,26 +38,25 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// Sets `name{state}` for each queue state from (state, count) rows; a state without a row is 0.
+fn set_state_gauges(name: &'static str, depth: &[(String, i64)]) {
+    for state in ["pending", "running", "failed"] {
+        let count = depth
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        metrics::gauge!(name, "state" => state).set(count as f64);
+    }
+}
+
 /// Prometheus text exposition. Queue depth and age are read from the database at scrape time.
 async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.db.acquire().await {
         if let Ok(depth) = jobs_sql::queue_depth(conn.conn()).await {
-            for state in ["pending", "running", "failed"] {
-                let count = depth
-                    .iter()
-                    .find(|(s, _)| s == state)
-                    .map_or(0, |(_, n)| *n);
-                metrics::gauge!("sbm_jobs", "state" => state).set(count as f64);
-            }
+            set_state_gauges("sbm_jobs", &depth);
         }
         if let Ok(depth) = crate::store::events::delivery_depth(conn.conn()).await {
-            for state in ["pending", "running", "failed"] {
-                let count = depth
-                    .iter()
-                    .find(|(s, _)| s == state)
-                    .map_or(0, |(_, n)| *n);
-                metrics::gauge!("sbm_deliveries", "state" => state).set(count as f64);
-            }
+            set_state_gauges("sbm_deliveries", &depth);
         }
         if let Ok(oldest) = jobs_sql::oldest_pending(conn.conn()).await {
             let age = oldest.map_or(0.0, |t| {
