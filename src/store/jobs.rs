@@ -70,6 +70,8 @@ pub async fn claim_jobs(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<JobRow>> {
+    // `id = any(array(…))` keeps the update a primary-key lookup whatever the planner
+    // believes of a queue table's size (see `claim_deliveries`).
     const POSTGRES: &str = "with due as materialized ( \
             select id from job where state = 'pending' and run_at <= $3 \
             order by run_at, id limit $4 for update skip locked), \
@@ -78,7 +80,7 @@ pub async fn claim_jobs(
             order by locked_until limit $4 for update skip locked) \
         update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
             locked_until = $2, updated_at = $3 \
-        where id in (select id from due union all select id from lost) \
+        where id = any(array(select id from due) || array(select id from lost)) \
         returning *";
     const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
             locked_until = $2, updated_at = $3 \
