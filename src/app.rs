@@ -64,6 +64,7 @@ pub fn job_context(
     Ok(JobContext {
         db,
         hub,
+        instance_name: events.instance_name.clone(),
         completer,
         effects,
         peers: peer_clients,
@@ -135,6 +136,7 @@ impl App {
             ))),
             wake,
             hub: jobs.hub.clone(),
+            instance_name: jobs.instance_name.clone(),
         };
         let router = http::router(state)
             .layer(CatchPanicLayer::custom(|_| internal_error()))

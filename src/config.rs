@@ -434,6 +434,22 @@ pub struct EventsConfig {
         default_value_t = 432_000
     )]
     pub disable_after_secs: u64,
+    /// [Integrations] This instance's name. A send group pushes only from the instance named in
+    /// its `instance`, so a restored copy of production never pushes to partners. Default: the
+    /// machine's host name.
+    #[arg(long = "instance-name", env = "SBM_INSTANCE_NAME", default_value_t = host_name())]
+    pub instance_name: String,
+}
+
+/// The machine's host name, or `sbm` where it cannot be read.
+pub fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_string())
+        .chain(std::env::var("HOSTNAME").ok())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| "sbm".to_string())
 }
 
 impl Default for EventsConfig {
@@ -449,6 +465,7 @@ impl Default for EventsConfig {
             timeout_ms: 15_000,
             delivery_concurrency: 64,
             disable_after_secs: 432_000,
+            instance_name: host_name(),
         }
     }
 }

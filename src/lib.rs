@@ -23,6 +23,8 @@ pub mod events;
 pub mod go_metrics;
 /// The HTTP API.
 pub mod http;
+/// Integration messages: batches for external systems, by poll or push.
+pub mod integrations;
 /// Durable jobs and the worker that runs them.
 pub mod jobs;
 /// Clients for the peer services.

@@ -64,6 +64,7 @@ mod tests {
             email: "a@b.c".into(),
             is_admin: false,
             is_active: true,
+            scope: None,
         }
     }
 

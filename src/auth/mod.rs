@@ -73,10 +73,29 @@ pub async fn issue_token(tx: &mut Tx, email: &str, make_admin: bool) -> Result<I
         user.id,
         &hash_token(&token),
         &token[..PREFIX_LEN],
+        None,
         now,
     )
     .await?;
     Ok(IssuedToken { token, user })
+}
+
+/// Issues a token limited to `scope` to the (created or reused, never admin) user `email`.
+pub async fn issue_scoped_token(tx: &mut Tx, email: &str, scope: &str) -> Result<String, Error> {
+    let email = normalize_email(email)?;
+    let now = store::now();
+    let (user, _) = users::get_or_create_user(tx.conn(), &email, false, now).await?;
+    let token = new_token();
+    users::insert_token(
+        tx.conn(),
+        user.id,
+        &hash_token(&token),
+        &token[..PREFIX_LEN],
+        Some(scope),
+        now,
+    )
+    .await?;
+    Ok(token)
 }
 
 /// Creates the user without a token; returns it and whether it is new.
@@ -145,6 +164,7 @@ pub async fn bootstrap_admin(db: &Db) -> Result<Option<IssuedToken>, Error> {
         user.id,
         &hash_token(&token),
         &token[..PREFIX_LEN],
+        None,
         store::now(),
     )
     .await?;

@@ -18,6 +18,8 @@ pub struct Caller {
     pub email: String,
     pub is_admin: bool,
     pub is_active: bool,
+    /// What part of the API the token may use; `None` for all the user may.
+    pub scope: Option<String>,
 }
 
 /// A token as listed to an operator: never the token itself.

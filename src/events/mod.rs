@@ -80,7 +80,9 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
             }
         })
         .collect();
-    sql::insert_events(tx.conn(), &rows, store::now()).await
+    sql::insert_events(tx.conn(), &rows, store::now()).await?;
+    // Integration groups take their messages from the same events, in the same transaction.
+    crate::integrations::feed(tx, &rows).await
 }
 
 /// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.

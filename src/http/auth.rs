@@ -68,12 +68,57 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = presented_token(parts)?;
-        let state = AppState::from_ref(state);
-        match auth::authenticate(&state.db, &state.tokens, &token).await? {
-            Some(caller) if caller.is_active => Ok(User(caller)),
-            Some(_) => Err(ApiError::AuthenticationFailed("User inactive or deleted.")),
-            None => Err(ApiError::AuthenticationFailed("Invalid token.")),
+        let caller = any_caller(parts, state).await?;
+        if caller.scope.is_some() {
+            // A scoped token may use only its own part of the API (see `PollCaller`).
+            return Err(ApiError::Forbidden);
+        }
+        Ok(User(caller))
+    }
+}
+
+/// The active caller behind the presented token, whatever its scope.
+async fn any_caller<S>(parts: &mut Parts, state: &S) -> Result<Caller, ApiError>
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    let token = presented_token(parts)?;
+    let state = AppState::from_ref(state);
+    match auth::authenticate(&state.db, &state.tokens, &token).await? {
+        Some(caller) if caller.is_active => Ok(caller),
+        Some(_) => Err(ApiError::AuthenticationFailed("User inactive or deleted.")),
+        None => Err(ApiError::AuthenticationFailed("Invalid token.")),
+    }
+}
+
+/// Whoever may use the poll API of the integration group named in the path: an admin, or a
+/// token scoped to that group's poll API.
+pub struct PollCaller {
+    pub group: String,
+}
+
+impl<S> FromRequestParts<S> for PollCaller
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = any_caller(parts, state).await?;
+        let axum::extract::Path(group) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| ApiError::NotFound)?;
+        let allowed = match &caller.scope {
+            Some(scope) => *scope == crate::integrations::poll_scope(&group),
+            None => caller.is_admin,
+        };
+        if allowed {
+            Ok(PollCaller { group })
+        } else {
+            Err(ApiError::Forbidden)
         }
     }
 }

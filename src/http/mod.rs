@@ -15,6 +15,7 @@ mod callbacks;
 mod events;
 mod failed_tasks;
 mod health;
+pub mod integrations;
 mod message_sets;
 mod messages;
 mod observability;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub tokens: Arc<crate::auth::cache::TokenCache>,
     /// Lease and address rules of the WebSub hub.
     pub hub: Arc<crate::callbacks::Hub>,
+    /// This instance's name, the default `instance` of new integration groups.
+    pub instance_name: String,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(failed_tasks::router())
         .merge(events::router())
         .merge(callbacks::router())
+        .merge(integrations::router())
         .merge(users::router())
         .merge(health::router())
         .merge(observability::router())

@@ -58,6 +58,13 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         if let Ok(depth) = crate::store::events::delivery_depth(conn.conn()).await {
             set_state_gauges("sbm_deliveries", &depth);
         }
+        if let Ok((waiting, errors)) = crate::store::integrations::depth(conn.conn()).await {
+            for (group, count) in waiting {
+                metrics::gauge!("sbm_integration_messages_unsent", "group" => group)
+                    .set(count as f64);
+            }
+            metrics::gauge!("sbm_integration_errors_unacknowledged").set(errors as f64);
+        }
         if let Ok(oldest) = jobs_sql::oldest_pending(conn.conn()).await {
             let age = oldest.map_or(0.0, |t| {
                 (crate::store::now() - t).num_milliseconds().max(0) as f64 / 1000.0

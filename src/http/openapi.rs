@@ -6,8 +6,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    binary_content, callbacks, events, failed_tasks, health, message_sets, messages, observability,
-    schedules, subscriptions, users, AppState,
+    binary_content, callbacks, events, failed_tasks, health, integrations, message_sets, messages,
+    observability, schedules, subscriptions, users, AppState,
 };
 
 struct TokenAuth;
@@ -44,6 +44,10 @@ impl Modify for TokenAuth {
         events::list, events::retrieve, events::deliveries,
         callbacks::subscribe, callbacks::list, callbacks::retrieve, callbacks::update, callbacks::destroy,
         callbacks::deliveries, callbacks::recover, callbacks::delivery, callbacks::retry,
+        integrations::list, integrations::create, integrations::retrieve, integrations::update,
+        integrations::destroy, integrations::messages, integrations::add_message, integrations::message,
+        integrations::unsend, integrations::send_now, integrations::issue_token, integrations::fetch,
+        integrations::mark, integrations::errors, integrations::group_errors, integrations::acknowledge,
         users::create_token,
         health::health, health::liveness, observability::available, observability::fire_scheduled,
     )

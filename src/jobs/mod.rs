@@ -46,6 +46,8 @@ pub enum Job {
         lease_seconds: i64,
         secret: Option<String>,
     },
+    /// Push every waiting message of an integration group of method `send`.
+    PushIntegration { group: String },
 }
 
 impl Job {
@@ -58,6 +60,7 @@ impl Job {
             Job::FireSchedule { .. } => "fire_schedule",
             Job::FireScheduledMetrics => "fire_scheduled_metrics",
             Job::VerifyCallback { .. } => "verify_callback",
+            Job::PushIntegration { .. } => "push_integration",
         }
     }
 
@@ -73,9 +76,10 @@ impl Job {
             | Job::SendMessage {
                 subscription_id, ..
             } => Some(*subscription_id),
-            Job::FireSchedule { .. } | Job::FireScheduledMetrics | Job::VerifyCallback { .. } => {
-                None
-            }
+            Job::FireSchedule { .. }
+            | Job::FireScheduledMetrics
+            | Job::VerifyCallback { .. }
+            | Job::PushIntegration { .. } => None,
         }
     }
 
@@ -89,6 +93,7 @@ impl Job {
             }
             Job::FireSchedule { schedule_id } => Some(format!("fire_schedule:{schedule_id}")),
             Job::FireScheduledMetrics => Some("fire_scheduled_metrics".into()),
+            Job::PushIntegration { group } => Some(format!("push_integration:{group}")),
             // One unfinished send per subscription is enforced by its own index (job_send_once).
             Job::SendMessage { .. }
             | Job::SchedulerDisable { .. }
@@ -161,8 +166,13 @@ pub async fn run_background(
         ctx.clone(),
         shutdown.clone(),
     ));
+    let pushes = tokio::spawn(crate::integrations::push::run(
+        ctx.clone(),
+        shutdown.clone(),
+    ));
     worker::Worker::new(ctx).run(shutdown).await;
     let _ = deliveries.await;
+    let _ = pushes.await;
     if let Some(flusher) = flusher {
         let _ = flusher.await;
     }

@@ -46,6 +46,8 @@ pub struct JobContext {
     pub completer: sending::completion::Completer,
     /// Callback verification and delivery: settings and the guarded HTTP client.
     pub hub: Arc<crate::callbacks::Hub>,
+    /// This process's instance name: integration groups push only from their own instance.
+    pub instance_name: String,
 }
 
 /// Why a job did not succeed this time.
@@ -334,6 +336,7 @@ async fn execute(
             };
             crate::callbacks::verify::run(ctx, claim, request).await
         }
+        Job::PushIntegration { group } => crate::integrations::push::push(ctx, claim, &group).await,
         Job::FireScheduledMetrics => {
             if let Some(client) = &ctx.go_metrics {
                 let values = crate::go_metrics::scheduled(&ctx.db).await?;

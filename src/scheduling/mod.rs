@@ -21,13 +21,50 @@ pub struct Cron {
 
 impl Cron {
     pub fn parse(s: &Schedule) -> Result<Cron, String> {
+        Cron::from_fields([
+            &s.minute,
+            &s.hour,
+            &s.day_of_week,
+            &s.day_of_month,
+            &s.month_of_year,
+        ])
+    }
+
+    /// From the five fields in a Schedule's order: minute, hour, day of week, day of month,
+    /// month of year.
+    pub fn from_fields(fields: [&str; 5]) -> Result<Cron, String> {
+        let [minute, hour, day_of_week, day_of_month, month_of_year] = fields;
         Ok(Cron {
-            minute: parse(CronField::Minute, &s.minute)?,
-            hour: parse(CronField::Hour, &s.hour)?,
-            day_of_week: parse(CronField::DayOfWeek, &s.day_of_week)?,
-            day_of_month: parse(CronField::DayOfMonth, &s.day_of_month)?,
-            month_of_year: parse(CronField::MonthOfYear, &s.month_of_year)?,
+            minute: parse(CronField::Minute, minute)?,
+            hour: parse(CronField::Hour, hour)?,
+            day_of_week: parse(CronField::DayOfWeek, day_of_week)?,
+            day_of_month: parse(CronField::DayOfMonth, day_of_month)?,
+            month_of_year: parse(CronField::MonthOfYear, month_of_year)?,
         })
+    }
+
+    /// The first due minute after `t`, within a leap cycle's worth of days; `None` for
+    /// fields that never meet (31 February).
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut minute = minute_of(t) + chrono::Duration::minutes(1);
+        let end = minute + chrono::Duration::days(366 * 4);
+        while minute < end {
+            let day_matches = self.month_of_year.contains(minute.month() as u8)
+                && self.day_of_month.contains(minute.day() as u8)
+                && self
+                    .day_of_week
+                    .contains(minute.weekday().number_from_monday() as u8);
+            if !day_matches {
+                let next_day = minute.date_naive().succ_opt()?;
+                minute = next_day.and_hms_opt(0, 0, 0)?.and_utc();
+                continue;
+            }
+            if self.is_due(minute) {
+                return Some(minute);
+            }
+            minute += chrono::Duration::minutes(1);
+        }
+        None
     }
 
     /// Whether the schedule fires in the minute that starts at `minute` (UTC). Every field must
@@ -196,6 +233,32 @@ mod tests {
         for (cron, time, expected) in cases {
             assert_eq!(cron.is_due(at(time)), *expected, "{cron:?} at {time}");
         }
+    }
+
+    #[test]
+    fn the_next_due_minute_follows_every_field() {
+        let daily = Cron::from_fields(["0", "2", "*", "*", "*"]).unwrap();
+        assert_eq!(
+            daily.next_after(at("2026-11-24T01:59:30Z")),
+            Some(at("2026-11-24T02:00:00Z"))
+        );
+        assert_eq!(
+            daily.next_after(at("2026-11-24T02:00:00Z")),
+            Some(at("2026-11-25T02:00:00Z"))
+        );
+        // Sundays at 06:30; 2026-11-29 is a Sunday.
+        let sundays = Cron::from_fields(["30", "6", "7", "*", "*"]).unwrap();
+        assert_eq!(
+            sundays.next_after(at("2026-11-24T10:00:00Z")),
+            Some(at("2026-11-29T06:30:00Z"))
+        );
+        let leap_day = Cron::from_fields(["0", "0", "*", "29", "2"]).unwrap();
+        assert_eq!(
+            leap_day.next_after(at("2026-11-24T10:00:00Z")),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
+        let never = Cron::from_fields(["0", "0", "*", "31", "2"]).unwrap();
+        assert_eq!(never.next_after(at("2026-11-24T10:00:00Z")), None);
     }
 
     #[test]

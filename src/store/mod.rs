@@ -9,6 +9,7 @@
 mod dialect;
 mod error;
 pub mod filter;
+pub mod integrations;
 
 pub mod content;
 pub mod events;

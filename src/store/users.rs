@@ -51,17 +51,19 @@ pub async fn insert_token(
     user_id: i64,
     token_hash: &str,
     prefix: &str,
+    scope: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    const SQL: &str =
-        "insert into api_token (user_id, token_hash, prefix, created_at) values ($1, $2, $3, $4)";
-    on_conn!(conn, c => sqlx::query(SQL).bind(user_id).bind(token_hash).bind(prefix).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    const SQL: &str = "insert into api_token (user_id, token_hash, prefix, scope, created_at) \
+        values ($1, $2, $3, $4, $5)";
+    on_conn!(conn, c => sqlx::query(SQL).bind(user_id).bind(token_hash).bind(prefix).bind(scope).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
 
 /// The user behind an unrevoked token, if any.
 pub async fn caller_for_token(conn: Conn<'_>, token_hash: &str) -> Result<Option<Caller>> {
-    const SQL: &str = "select u.id as user_id, u.email, u.is_admin, u.is_active from api_token t \
+    const SQL: &str =
+        "select u.id as user_id, u.email, u.is_admin, u.is_active, t.scope from api_token t \
         join app_user u on u.id = t.user_id where t.token_hash = $1 and t.revoked_at is null";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(token_hash).fetch_optional(&mut *c).await)?)
 }

@@ -1,0 +1,655 @@
+//! Integration groups, their messages and errors, and the poll API (docs/integrations.md).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::auth::{Admin, PollCaller};
+use super::body::Body;
+use super::error::{ApiError, ApiResult};
+use super::input::{set, Input, Mode, Text};
+use super::query::{ListRequest, Paginated, Params};
+use super::{AppState, Id};
+use crate::events::timestamp as time;
+use crate::integrations::{self, format, Error, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
+use crate::store::filter::{Condition, Value as FilterValue};
+use crate::store::integrations::{self as sql, ErrorRow, GroupRow, MessageRow};
+use crate::store::{self, Conn};
+use crate::validation::FieldErrors;
+
+pub fn router() -> Router<AppState> {
+    const GROUP: &str = "/api/v1/integration-groups/{name}";
+    Router::new()
+        .route("/api/v1/integration-groups", get(list).post(create))
+        .route(GROUP, get(retrieve).patch(update).delete(destroy))
+        .route(
+            &format!("{GROUP}/messages"),
+            get(messages).post(add_message),
+        )
+        .route(&format!("{GROUP}/messages/{{id}}"), get(message))
+        .route(&format!("{GROUP}/messages/{{id}}/unsend"), post(unsend))
+        .route(&format!("{GROUP}/send"), post(send_now))
+        .route(&format!("{GROUP}/tokens"), post(issue_token))
+        .route(&format!("{GROUP}/errors"), get(group_errors))
+        .route(&format!("{GROUP}/poll/fetch"), get(fetch).post(fetch))
+        .route(&format!("{GROUP}/poll/mark"), get(mark).post(mark))
+        // Haplo's own paths, so that its clients need only a new host.
+        .route(
+            "/api/haplo-integration-messages/poll/{name}/fetch",
+            get(fetch).post(fetch),
+        )
+        .route(
+            "/api/haplo-integration-messages/poll/{name}/mark",
+            get(mark).post(mark),
+        )
+        .route("/api/v1/integration-errors", get(errors))
+        .route(
+            "/api/v1/integration-errors/{id}/acknowledge",
+            post(acknowledge),
+        )
+}
+
+impl From<Error> for ApiError {
+    fn from(err: Error) -> Self {
+        match err {
+            Error::Invalid(errors) => ApiError::Invalid(errors),
+            Error::NotFound => ApiError::NotFound,
+            Error::BadRequest(detail) => ApiError::BadRequest(detail),
+            Error::Store(err) => err.into(),
+        }
+    }
+}
+
+fn is_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn is_http_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+}
+
+/// Reads a group from a request body onto `group` (a new group's defaults, or the stored
+/// group for a PATCH), with its event types. Every error of the body is reported at once.
+pub fn read_group(
+    body: &Value,
+    mode: Mode,
+    group: &mut GroupRow,
+    event_types: &mut Vec<String>,
+) -> ApiResult<Vec<(String, String)>> {
+    let mut input = Input::new(body, mode)?;
+    if mode == Mode::Create {
+        if let Some(name) = input.text("name", Text::required().max(64)) {
+            if is_name(&name) {
+                group.name = name;
+            } else {
+                input.error(
+                    "name",
+                    "Use 1 to 64 lower-case letters, digits, '-' and '_'.",
+                );
+            }
+        }
+    } else if let Some(name) = body.get("name").and_then(Value::as_str) {
+        if name != group.name {
+            input.error("name", "The name of a group cannot change.");
+        }
+    }
+    set(
+        &mut group.method,
+        input.choice("method", true, &["poll", "send"]),
+    );
+    set(
+        &mut group.title,
+        input.text("title", Text::required().max(200)),
+    );
+    set(
+        &mut group.description,
+        input.text("description", Text::optional()),
+    );
+    if let Some(seconds) = input.integer("lease_seconds", false, Some(1)) {
+        if seconds > 86_400 {
+            input.error(
+                "lease_seconds",
+                "Ensure this value is less than or equal to 86400.",
+            );
+        } else {
+            group.lease_seconds = seconds as i32;
+        }
+    }
+    if let Some(url) = input.nullable_text("target_url", Text::optional().max(2000)) {
+        match url.filter(|u| !u.trim().is_empty()) {
+            Some(url) if !is_http_url(url.trim()) => {
+                input.error("target_url", "Enter a valid http or https URL.")
+            }
+            url => group.target_url = url.map(|u| u.trim().to_string()),
+        }
+    }
+    if let Some(auth) = input.nullable_text("auth_header", Text::optional().max(4000)) {
+        group.auth_header = auth.filter(|a| !a.is_empty());
+    }
+    set(
+        &mut group.format,
+        input.choice("format", false, &["json", "ndjson", "csv"]),
+    );
+    let cron_rule = Text::optional().not_blank().max(64);
+    for (field, slot) in [
+        (crate::content::cron::CronField::Minute, &mut group.minute),
+        (crate::content::cron::CronField::Hour, &mut group.hour),
+        (
+            crate::content::cron::CronField::DayOfWeek,
+            &mut group.day_of_week,
+        ),
+        (
+            crate::content::cron::CronField::DayOfMonth,
+            &mut group.day_of_month,
+        ),
+        (
+            crate::content::cron::CronField::MonthOfYear,
+            &mut group.month_of_year,
+        ),
+    ] {
+        if let Some(text) = input.text(field.name(), cron_rule) {
+            match crate::content::cron::parse(field, &text) {
+                Ok(_) => *slot = text.trim().to_string(),
+                Err(message) => input.error(field.name(), message),
+            }
+        }
+    }
+    if let Some(size) = input.integer("max_batch_size", false, Some(1)) {
+        if size > 10_000 {
+            input.error(
+                "max_batch_size",
+                "Ensure this value is less than or equal to 10000.",
+            );
+        } else {
+            group.max_batch_size = size as i32;
+        }
+    }
+    set(&mut group.skip_empty, input.boolean("skip_empty", false));
+    set(
+        &mut group.instance,
+        input.text("instance", Text::optional().not_blank().max(200)),
+    );
+    let mut topics = integrations::parse_topics(event_types).unwrap_or_default();
+    match body.get("event_types") {
+        None => {}
+        Some(Value::Array(items)) => {
+            let texts: Option<Vec<String>> = items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect();
+            match texts.map(|t| (integrations::parse_topics(&t), t)) {
+                Some((Ok(parsed), texts)) => {
+                    topics = parsed;
+                    *event_types = texts;
+                }
+                Some((Err(message), _)) => input.error("event_types", message),
+                None => input.error("event_types", "Each event type must be a string."),
+            }
+        }
+        Some(_) => input.error(
+            "event_types",
+            "Expected a list of event types, such as [\"subscription.*\"].",
+        ),
+    }
+    if group.method == "send" && group.target_url.is_none() {
+        input.error("target_url", "A send group needs a target URL.");
+    }
+    input.finish()?;
+    Ok(topics)
+}
+
+/// A new group before the body is read onto it.
+pub fn new_group(instance: &str, now: chrono::DateTime<chrono::Utc>) -> GroupRow {
+    GroupRow {
+        name: String::new(),
+        method: String::new(),
+        title: String::new(),
+        description: String::new(),
+        lease_seconds: 300,
+        target_url: None,
+        auth_header: None,
+        format: "json".into(),
+        minute: "0".into(),
+        hour: "2".into(),
+        day_of_week: "*".into(),
+        day_of_month: "*".into(),
+        month_of_year: "*".into(),
+        max_batch_size: 100,
+        skip_empty: true,
+        instance: instance.to_string(),
+        next_push_at: None,
+        last_push_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> ApiResult<Value> {
+    let mut conn = conn;
+    let event_types = sql::group_topics(conn_again(&mut conn), &group.name).await?;
+    let counts = sql::group_counts(conn_again(&mut conn), &group.name).await?;
+    let origin = &state.effects.public_origin;
+    let poll = group.method == "poll";
+    let poll_url = |action: &str| {
+        poll.then(|| {
+            format!(
+                "{origin}/api/v1/integration-groups/{}/poll/{action}",
+                group.name
+            )
+        })
+    };
+    Ok(json!({
+        "name": group.name,
+        "method": group.method,
+        "title": group.title,
+        "description": group.description,
+        "event_types": event_types,
+        "lease_seconds": group.lease_seconds,
+        "target_url": group.target_url,
+        "auth_header_set": group.auth_header.is_some(),
+        "format": group.format,
+        "minute": group.minute,
+        "hour": group.hour,
+        "day_of_week": group.day_of_week,
+        "day_of_month": group.day_of_month,
+        "month_of_year": group.month_of_year,
+        "max_batch_size": group.max_batch_size,
+        "skip_empty": group.skip_empty,
+        "instance": group.instance,
+        "next_push_at": group.next_push_at.map(time),
+        "last_push_at": group.last_push_at.map(time),
+        "unsent_count": counts.unsent,
+        "unacknowledged_errors": counts.unacknowledged_errors,
+        "poll_url": poll_url("fetch"),
+        "mark_url": poll_url("mark"),
+        "created_at": time(group.created_at),
+        "updated_at": time(group.updated_at),
+    }))
+}
+
+/// Reborrows a connection handle for one more query.
+fn conn_again<'a>(conn: &'a mut Conn<'_>) -> Conn<'a> {
+    match conn {
+        Conn::Postgres(c) => Conn::Postgres(c),
+        Conn::Sqlite(c) => Conn::Sqlite(c),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/", tag = "integrations",
+    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "Integration groups, by name")))]
+pub async fn list(
+    State(state): State<AppState>,
+    _: Admin,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_groups(conn.conn(), req.slice).await?;
+    let mut results = Vec::with_capacity(page.rows.len());
+    for group in &page.rows {
+        results.push(representation(&state, conn.conn(), group).await?);
+    }
+    let page = store::Page {
+        count: page.count,
+        rows: results,
+    };
+    Ok(Json(req.respond(page, |group| group)))
+}
+
+#[utoipa::path(post, path = "/api/v1/integration-groups/", tag = "integrations",
+    request_body(content = Object, description = "name, method, title, description, event_types, lease_seconds, target_url, auth_header, format, minute, hour, day_of_week, day_of_month, month_of_year, max_batch_size, skip_empty, instance"),
+    responses((status = 201, description = "The group"), (status = 400, description = "Field errors")))]
+pub async fn create(
+    State(state): State<AppState>,
+    _: Admin,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let now = store::now();
+    let mut group = new_group(&state.instance_name, now);
+    let mut event_types = Vec::new();
+    let topics = read_group(&body, Mode::Create, &mut group, &mut event_types)?;
+    group.next_push_at = integrations::next_push(&group, now);
+    let mut tx = state.begin().await?;
+    integrations::create_group(&mut tx, &group, &topics).await?;
+    let out = representation(&state, tx.conn(), &group).await?;
+    state.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
+    params(("name" = String, Path)), responses((status = 200, description = "The group"), (status = 404)))]
+pub async fn retrieve(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.db.acquire().await?;
+    let group = sql::get_group(conn.conn(), &name)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(Json(representation(&state, conn.conn(), &group).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 200, description = "The group"), (status = 400), (status = 404)))]
+pub async fn update(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.begin().await?;
+    let mut group = integrations::existing_group(&mut tx, &name).await?;
+    let mut event_types = sql::group_topics(tx.conn(), &name).await?;
+    let topics = read_group(&body, Mode::Partial, &mut group, &mut event_types)?;
+    let now = store::now();
+    group.updated_at = now;
+    group.next_push_at = integrations::next_push(&group, now);
+    sql::update_group(tx.conn(), &group, &topics).await?;
+    let out = representation(&state, tx.conn(), &group).await?;
+    state.commit(tx).await?;
+    Ok(Json(out))
+}
+
+#[utoipa::path(delete, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
+    params(("name" = String, Path)), responses((status = 204), (status = 404)))]
+pub async fn destroy(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let mut tx = state.begin().await?;
+    if !sql::delete_group(tx.conn(), &name).await? {
+        return Err(ApiError::NotFound);
+    }
+    state.commit(tx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn message_out(row: MessageRow) -> Value {
+    json!({
+        "id": row.id,
+        "group": row.group_name,
+        "created_at": time(row.created_at),
+        "sent_at": row.sent_at.map(time),
+        "leased_until": row.leased_until.map(time),
+        "event_id": row.event_id,
+        "manual_created_by": row.manual_created_by_email,
+        "data": row.data.0,
+    })
+}
+
+async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
+    let mut conn = state.db.acquire().await?;
+    sql::get_group(conn.conn(), name)
+        .await?
+        .map(|_| ())
+        .ok_or(ApiError::NotFound)
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
+    params(("name" = String, Path), ("sent" = Option<bool>, Query),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "The group's messages, newest first"), (status = 404)))]
+pub async fn messages(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    known_group(&state, &name).await?;
+    let mut conditions = super::query::Filters::new(&req.params)
+        .boolean("sent", "sent")
+        .finish()?;
+    conditions.push(Condition::eq("group_name", FilterValue::Text(name)));
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_messages(conn.conn(), &conditions, req.slice).await?;
+    Ok(Json(req.respond(page, message_out)))
+}
+
+#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
+    params(("name" = String, Path)), request_body(content = Object, description = "{\"data\": {…}}"),
+    responses((status = 201, description = "The message"), (status = 400), (status = 404)))]
+pub async fn add_message(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path(name): Path<String>,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    known_group(&state, &name).await?;
+    let mut input = Input::new(&body, Mode::Create)?;
+    let data = match input.nullable_object("data") {
+        Some(Some(data)) => Some(data),
+        Some(None) => {
+            input.error("data", "This field may not be null.");
+            None
+        }
+        None => {
+            input.error("data", "This field is required.");
+            None
+        }
+    };
+    input.finish()?;
+    let data = data.unwrap_or_default();
+    let mut tx = state.begin().await?;
+    let id = integrations::add_message(&mut tx, &name, data, caller.user_id).await?;
+    let row = sql::get_message(tx.conn(), &name, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(message_out(row))))
+}
+
+async fn message_with_audit(conn: Conn<'_>, name: &str, id: i64) -> ApiResult<Value> {
+    let mut conn = conn;
+    let row = sql::get_message(conn_again(&mut conn), name, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let audit = sql::audit_trail(conn_again(&mut conn), id).await?;
+    let mut out = message_out(row);
+    out["audit"] = audit
+        .into_iter()
+        .map(|a| json!({"action": a.action, "by": a.email, "at": time(a.at)}))
+        .collect();
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/{id}/", tag = "integrations",
+    params(("name" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, description = "The message and its audit trail"), (status = 404)))]
+pub async fn message(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(message_with_audit(conn.conn(), &name, id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/{id}/unsend/", tag = "integrations",
+    params(("name" = String, Path), ("id" = i64, Path)),
+    responses((status = 200, description = "The message, waiting again"), (status = 404)))]
+pub async fn unsend(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Path((name, id)): Path<(String, i64)>,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.begin().await?;
+    integrations::unsend(&mut tx, &name, id, caller.user_id).await?;
+    let out = message_with_audit(tx.conn(), &name, id).await?;
+    state.commit(tx).await?;
+    Ok(Json(out))
+}
+
+/// "Send outstanding messages now": enqueues a push of a send group.
+#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/send/", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 202, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
+pub async fn send_now(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut tx = state.begin().await?;
+    let group = integrations::existing_group(&mut tx, &name).await?;
+    if group.method != "send" {
+        return Err(ApiError::BadRequest(format!(
+            "Integration group \"{name}\" is polled (method \"poll\"); it does not push."
+        )));
+    }
+    let job = crate::jobs::Job::PushIntegration { group: name };
+    let queued = crate::jobs::enqueue(&mut tx, &state.effects.jobs, &job).await?;
+    state.commit(tx).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))))
+}
+
+/// A token for this group's poll API only, shown once.
+#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/tokens/", tag = "integrations",
+    params(("name" = String, Path)),
+    responses((status = 201, description = "{\"token\": …}, shown once"), (status = 404)))]
+pub async fn issue_token(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut tx = state.begin().await?;
+    let token = integrations::issue_poll_token(&mut tx, &name).await?;
+    state.commit(tx).await?;
+    let origin = &state.effects.public_origin;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": token,
+            "group": name,
+            "scope": integrations::poll_scope(&name),
+            "poll_url": format!("{origin}/api/v1/integration-groups/{name}/poll/fetch"),
+            "mark_url": format!("{origin}/api/v1/integration-groups/{name}/poll/mark"),
+        })),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
+    params(("name" = String, Path), ("limit" = Option<i64>, Query)),
+    responses((status = 200, description = "{version, token, messages, unreadCount}"), (status = 400), (status = 403), (status = 404)))]
+pub async fn fetch(
+    State(state): State<AppState>,
+    PollCaller { group }: PollCaller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let limit = match params.get("limit") {
+        None => DEFAULT_FETCH_LIMIT,
+        Some(text) => match text.trim().parse::<i64>() {
+            Ok(n) if (1..=MAX_FETCH_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(ApiError::Invalid(FieldErrors::single(
+                    "limit",
+                    format!("Enter a whole number from 1 to {MAX_FETCH_LIMIT}."),
+                )))
+            }
+        },
+    };
+    let mut tx = state.begin().await?;
+    let (batch, unread) = integrations::fetch(&mut tx, &group, limit).await?;
+    tx.commit().await?;
+    let mut out = format::json_batch(&batch.token, &batch.messages);
+    out["unreadCount"] = json!(unread);
+    Ok(Json(out))
+}
+
+#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
+    params(("name" = String, Path), ("token" = Option<String>, Query)),
+    responses((status = 200, description = "{markedCount, unreadCount}"), (status = 400), (status = 403), (status = 404)))]
+pub async fn mark(
+    State(state): State<AppState>,
+    PollCaller { group }: PollCaller,
+    params: Params,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let token = params.get("token").map(str::to_string).or_else(|| {
+        body.get("token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    let mut tx = state.begin().await?;
+    let (marked, unread) = integrations::mark(&mut tx, &group, token.as_deref()).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"markedCount": marked, "unreadCount": unread})))
+}
+
+fn error_out(row: ErrorRow) -> Value {
+    json!({
+        "id": row.id,
+        "group": row.group_name,
+        "occurred_at": time(row.occurred_at),
+        "source": row.source,
+        "message": row.message,
+        "details": row.details.0,
+        "acknowledged_at": row.acknowledged_at.map(time),
+        "acknowledged_by": row.acknowledged_by_email,
+    })
+}
+
+async fn list_errors(
+    state: &AppState,
+    req: &ListRequest,
+    group: Option<String>,
+) -> ApiResult<Json<Paginated<Value>>> {
+    let mut conditions = super::query::Filters::new(&req.params)
+        .boolean("acknowledged", "acknowledged")
+        .finish()?;
+    if let Some(group) = group {
+        conditions.push(Condition::eq("group_name", FilterValue::Text(group)));
+    }
+    let mut conn = state.db.acquire().await?;
+    let page = sql::list_errors(conn.conn(), &conditions, req.slice).await?;
+    Ok(Json(req.respond(page, error_out)))
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-errors/", tag = "integrations",
+    params(("acknowledged" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "Integration errors of every group, newest first")))]
+pub async fn errors(
+    State(state): State<AppState>,
+    _: Admin,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    list_errors(&state, &req, None).await
+}
+
+#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/errors/", tag = "integrations",
+    params(("name" = String, Path), ("acknowledged" = Option<bool>, Query)),
+    responses((status = 200, description = "The group's integration errors, newest first"), (status = 404)))]
+pub async fn group_errors(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(name): Path<String>,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    known_group(&state, &name).await?;
+    list_errors(&state, &req, Some(name)).await
+}
+
+#[utoipa::path(post, path = "/api/v1/integration-errors/{id}/acknowledge/", tag = "integrations",
+    params(("id" = i64, Path)), responses((status = 200, description = "The error, acknowledged"), (status = 404)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    Id(id): Id,
+) -> ApiResult<Json<Value>> {
+    let mut tx = state.begin().await?;
+    if !sql::acknowledge_error(tx.conn(), id, caller.user_id, store::now()).await? {
+        return Err(ApiError::NotFound);
+    }
+    let row = sql::get_error(tx.conn(), id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.commit(tx).await?;
+    Ok(Json(error_out(row)))
+}

@@ -1,0 +1,267 @@
+//! Integration messages (docs/integrations.md): groups fed by events or by hand, fetched and
+//! marked by pollers in leased batches, or pushed on a schedule.
+
+pub mod format;
+pub mod push;
+
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use crate::auth;
+use crate::events::topic;
+use crate::jobs::after;
+use crate::scheduling::Cron;
+use crate::store::events::NewEventRow;
+use crate::store::integrations::{self as sql, BatchMessage, GroupRow, NewMessage};
+use crate::store::{self, Tx};
+use crate::validation::FieldErrors;
+use format::OutgoingMessage;
+
+/// Messages a fetch returns unless asked for another number, as in Haplo.
+pub const DEFAULT_FETCH_LIMIT: i64 = 16;
+pub const MAX_FETCH_LIMIT: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
+
+/// The token scope that allows only the poll API of `group`.
+pub fn poll_scope(group: &str) -> String {
+    format!("integration-poll:{group}")
+}
+
+/// The service user that owns a group's poll tokens.
+pub fn poll_user_email(group: &str) -> String {
+    format!("integration-{group}@sbm.invalid")
+}
+
+/// Normalised (raw, prefix) pairs of a group's event types.
+pub fn parse_topics(raw: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut topics = Vec::new();
+    for text in raw {
+        let t = topic::parse(text)?;
+        topics.push((t.raw, t.prefix));
+    }
+    Ok(topics)
+}
+
+/// When a send group pushes next after `now` (`None` for poll groups and fields that never
+/// meet).
+pub fn next_push(group: &GroupRow, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if group.method != "send" {
+        return None;
+    }
+    Cron::from_fields([
+        &group.minute,
+        &group.hour,
+        &group.day_of_week,
+        &group.day_of_month,
+        &group.month_of_year,
+    ])
+    .ok()?
+    .next_after(now)
+}
+
+/// Creates the group; a taken name is a field error.
+pub async fn create_group(
+    tx: &mut Tx,
+    group: &GroupRow,
+    topics: &[(String, String)],
+) -> Result<(), Error> {
+    if !sql::insert_group(tx.conn(), group, topics).await? {
+        return Err(Error::Invalid(FieldErrors::single(
+            "name",
+            "integration group with this name already exists.",
+        )));
+    }
+    Ok(())
+}
+
+pub async fn existing_group(tx: &mut Tx, name: &str) -> Result<GroupRow, Error> {
+    sql::get_group(tx.conn(), name)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+/// Turns events just written into messages of the groups whose event types match them, in the
+/// same transaction.
+pub async fn feed(tx: &mut Tx, events: &[NewEventRow]) -> store::Result<()> {
+    let topics = sql::all_topics(tx.conn()).await?;
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let mut messages = Vec::new();
+    for event in events {
+        let mut groups: Vec<&str> = topics
+            .iter()
+            .filter(|(_, prefix)| topic::matches(prefix, event.event_type))
+            .map(|(group, _)| group.as_str())
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            messages.push(NewMessage {
+                group: group.to_string(),
+                event_id: Some(event.event_id),
+                data: event_message_data(event),
+                manual_created_by: None,
+            });
+        }
+    }
+    if !messages.is_empty() {
+        sql::insert_messages(tx.conn(), &messages, store::now()).await?;
+    }
+    Ok(())
+}
+
+/// The data of an event's message: the event as callbacks get it, less the envelope's id and
+/// timestamp (the message has its own id and time).
+fn event_message_data(event: &NewEventRow) -> Value {
+    json!({
+        "event_id": event.event_id,
+        "type": event.event_type,
+        "object": {"type": event.object_type, "id": event.object_id},
+        "sequence": event.sequence,
+        "data": event.data,
+    })
+}
+
+/// Adds a message by hand and records who did.
+pub async fn add_message(
+    tx: &mut Tx,
+    group: &str,
+    data: Value,
+    user_id: i64,
+) -> Result<i64, Error> {
+    existing_group(tx, group).await?;
+    let now = store::now();
+    let message = NewMessage {
+        group: group.to_string(),
+        event_id: None,
+        data,
+        manual_created_by: Some(user_id),
+    };
+    let ids = sql::insert_messages(tx.conn(), &[message], now).await?;
+    let id = ids[0];
+    sql::audit(tx.conn(), id, "added", Some(user_id), now).await?;
+    Ok(id)
+}
+
+/// Marks a sent message unsent (audited); `false` if it was waiting already.
+pub async fn unsend(tx: &mut Tx, group: &str, id: i64, user_id: i64) -> Result<bool, Error> {
+    if sql::get_message(tx.conn(), group, id).await?.is_none() {
+        return Err(Error::NotFound);
+    }
+    let changed = sql::unsend_message(tx.conn(), group, id).await?;
+    if changed {
+        sql::audit(tx.conn(), id, "marked_unsent", Some(user_id), store::now()).await?;
+    }
+    Ok(changed)
+}
+
+/// A random batch token: 32 bytes, URL-safe.
+fn new_batch_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// A leased batch: its token (given out once) and messages.
+pub struct Batch {
+    pub token: String,
+    pub messages: Vec<OutgoingMessage>,
+}
+
+/// Takes and leases up to `limit` waiting messages of the group.
+pub async fn take_batch(
+    tx: &mut Tx,
+    group: &GroupRow,
+    limit: i64,
+    lease: std::time::Duration,
+) -> Result<Batch, Error> {
+    let token = new_batch_token();
+    let now = store::now();
+    let taken = sql::take_batch(
+        tx.conn(),
+        &group.name,
+        &auth::hash_token(&token),
+        limit,
+        now,
+        after(now, lease),
+    )
+    .await?;
+    Ok(Batch {
+        token,
+        messages: taken.into_iter().map(outgoing).collect(),
+    })
+}
+
+fn outgoing(m: BatchMessage) -> OutgoingMessage {
+    OutgoingMessage {
+        id: m.id,
+        created_at: m.created_at,
+        data: m.data.0,
+    }
+}
+
+/// A poll fetch: the batch plus how many other messages wait.
+pub async fn fetch(tx: &mut Tx, name: &str, limit: i64) -> Result<(Batch, i64), Error> {
+    let group = poll_group(tx, name).await?;
+    let lease = std::time::Duration::from_secs(group.lease_seconds.max(1) as u64);
+    let batch = take_batch(tx, &group, limit, lease).await?;
+    let waiting = sql::count_waiting(tx.conn(), name).await?;
+    let unread = waiting - batch.messages.len() as i64;
+    Ok((batch, unread.max(0)))
+}
+
+/// A poll mark: (marked, still waiting).
+pub async fn mark(tx: &mut Tx, name: &str, token: Option<&str>) -> Result<(u64, i64), Error> {
+    poll_group(tx, name).await?;
+    let unknown = || {
+        Error::Invalid(FieldErrors::single(
+            "token",
+            "Unknown token for this group: give the token of one of its fetches.",
+        ))
+    };
+    let token = token
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Invalid(FieldErrors::single("token", "This field is required.")))?;
+    let hash = auth::hash_token(token);
+    let ids = sql::batch_ids(tx.conn(), name, &hash)
+        .await?
+        .ok_or_else(unknown)?;
+    let marked = sql::mark_batch(tx.conn(), name, &hash, &ids, store::now()).await?;
+    let waiting = sql::count_waiting(tx.conn(), name).await?;
+    Ok((marked, waiting))
+}
+
+async fn poll_group(tx: &mut Tx, name: &str) -> Result<GroupRow, Error> {
+    let group = existing_group(tx, name).await?;
+    if group.method != "poll" {
+        return Err(Error::BadRequest(format!(
+            "Integration group \"{name}\" pushes its messages (method \"send\"); it has no poll API."
+        )));
+    }
+    Ok(group)
+}
+
+/// Issues a token for the group's poll API, to the group's service user.
+pub async fn issue_poll_token(tx: &mut Tx, name: &str) -> Result<String, Error> {
+    existing_group(tx, name).await?;
+    auth::issue_scoped_token(tx, &poll_user_email(name), &poll_scope(name))
+        .await
+        .map_err(|err| match err {
+            auth::Error::Store(err) => Error::Store(err),
+            other => Error::BadRequest(other.to_string()),
+        })
+}

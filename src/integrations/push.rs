@@ -1,0 +1,187 @@
+//! Pushes of `send` groups: the loop that enqueues a push job at each due minute of a group's
+//! cron fields, and the job that POSTs every waiting message in batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use super::format::push_body;
+use super::{next_push, take_batch};
+use crate::jobs::worker::{Claim, Failure, JobContext};
+use crate::jobs::{enqueue, Job};
+use crate::store::integrations::{self as sql, GroupRow};
+use crate::store::{self, Db};
+
+/// Bytes of a failed push's answer kept in its integration error.
+const RESPONSE_LOG_BYTES: usize = 2000;
+
+/// Enqueues due pushes once a second until `shutdown`.
+pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match enqueue_due(&ctx).await {
+            Ok(0) => {}
+            Ok(_) => ctx.wake.notify_one(),
+            Err(err) => tracing::warn!(error = %err, "enqueueing integration pushes failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// For each send group whose push is due: moves its next push on and enqueues the push, in one
+/// transaction. Of several processes, only the one that moves it enqueues. Returns how many.
+pub async fn enqueue_due(ctx: &JobContext) -> store::Result<usize> {
+    let now = store::now();
+    let due = {
+        let mut conn = ctx.db.acquire().await?;
+        sql::due_pushes(conn.conn(), now).await?
+    };
+    let mut enqueued = 0;
+    for group in due {
+        let Some(was_due) = group.next_push_at else {
+            continue;
+        };
+        let mut tx = ctx.db.begin().await?;
+        if sql::claim_push(tx.conn(), &group.name, was_due, next_push(&group, now)).await? {
+            let job = Job::PushIntegration {
+                group: group.name.clone(),
+            };
+            enqueue(&mut tx, &ctx.effects.jobs, &job).await?;
+            enqueued += 1;
+        }
+        tx.commit().await?;
+    }
+    Ok(enqueued)
+}
+
+/// The push job: every waiting message of the group, in batches, until a batch fails.
+pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(), Failure> {
+    let group = {
+        let mut conn = ctx.db.acquire().await?;
+        sql::get_group(conn.conn(), name).await?
+    };
+    // A group deleted or turned into a poll group since the job was written has nothing to do.
+    let Some(group) = group.filter(|g| g.method == "send") else {
+        return claim.finish_alone(&ctx.db).await;
+    };
+    if group.instance != ctx.instance_name {
+        let message = format!(
+            "Not pushed: integration group \"{}\" pushes only from the sbm instance \"{}\", and this is \"{}\".",
+            group.name, group.instance, ctx.instance_name
+        );
+        tracing::warn!(group = %group.name, "{message}");
+        record_error(
+            &ctx.db,
+            &group.name,
+            &message,
+            json!({"instance": ctx.instance_name}),
+        )
+        .await?;
+        return claim.finish_alone(&ctx.db).await;
+    }
+    let client = reqwest::Client::builder()
+        .timeout(ctx.hub.settings.timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|err| Failure::permanent(format!("HTTP client: {err}"), None))?;
+    // Held longer than a POST may take, so a live push keeps its batch to itself.
+    let lease = ctx.hub.settings.timeout + ctx.effects.jobs.lease;
+    let mut first = true;
+    loop {
+        let batch = {
+            let mut tx = ctx.db.begin().await?;
+            let batch = take_batch(&mut tx, &group, group.max_batch_size.into(), lease)
+                .await
+                .map_err(|err| Failure::permanent(err.to_string(), None))?;
+            tx.commit().await?;
+            batch
+        };
+        // An empty first batch still goes out when the group asks for empty pushes.
+        let send_empty = first && !group.skip_empty;
+        if batch.messages.is_empty() && !send_empty {
+            break;
+        }
+        first = false;
+        let ids: Vec<i64> = batch.messages.iter().map(|m| m.id).collect();
+        let (body, content_type) = push_body(&group.format, &batch.token, &batch.messages);
+        let outcome = post(&client, &group, &batch.token, body, content_type).await;
+        let mut tx = ctx.db.begin().await?;
+        let now = store::now();
+        match &outcome {
+            Ok(()) => {
+                let hash = crate::auth::hash_token(&batch.token);
+                sql::mark_batch(tx.conn(), &group.name, &hash, &ids, now).await?;
+                sql::note_push(tx.conn(), &group.name, now).await?;
+            }
+            Err((message, details)) => {
+                sql::release_batch(tx.conn(), &group.name, &ids).await?;
+                let mut details = details.clone();
+                details["messages"] = json!(ids.len());
+                sql::insert_error(tx.conn(), &group.name, "push", message, details, now).await?;
+            }
+        }
+        tx.commit().await?;
+        if outcome.is_err() || ids.is_empty() {
+            break;
+        }
+    }
+    claim.finish_alone(&ctx.db).await
+}
+
+/// One POST; Err is the integration error's message and details.
+async fn post(
+    client: &reqwest::Client,
+    group: &GroupRow,
+    token: &str,
+    body: String,
+    content_type: &'static str,
+) -> Result<(), (String, serde_json::Value)> {
+    let url = group.target_url.as_deref().unwrap_or_default();
+    let mut request = client
+        .post(url)
+        .header(CONTENT_TYPE, content_type)
+        .header("Idempotency-Key", token)
+        .body(body);
+    if let Some(auth) = group.auth_header.as_deref().filter(|a| !a.is_empty()) {
+        request = request.header(AUTHORIZATION, auth);
+    }
+    match request.send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            let excerpt: String = text.chars().take(RESPONSE_LOG_BYTES).collect();
+            Err((
+                format!("Push to {url} answered {status}."),
+                json!({"status": status, "response_body": excerpt}),
+            ))
+        }
+        Err(err) => {
+            let reason = if err.is_timeout() {
+                "timed out".to_string()
+            } else {
+                format!("failed: {err:#}")
+            };
+            Err((
+                format!("Push to {url} {reason}."),
+                json!({"status": null, "response_body": null}),
+            ))
+        }
+    }
+}
+
+async fn record_error(
+    db: &Db,
+    group: &str,
+    message: &str,
+    details: serde_json::Value,
+) -> store::Result<()> {
+    let mut tx = db.begin().await?;
+    sql::insert_error(tx.conn(), group, "push", message, details, store::now()).await?;
+    tx.commit().await
+}

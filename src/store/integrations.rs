@@ -1,0 +1,506 @@
+//! Integration groups, their messages, batches, errors and audit trail (docs/integrations.md).
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+use super::filter::{count_and_page_ordered, Condition};
+use super::{on_conn, Backend, Conn, Page, Result, Slice};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupRow {
+    pub name: String,
+    pub method: String,
+    pub title: String,
+    pub description: String,
+    pub lease_seconds: i32,
+    pub target_url: Option<String>,
+    pub auth_header: Option<String>,
+    pub format: String,
+    pub minute: String,
+    pub hour: String,
+    pub day_of_week: String,
+    pub day_of_month: String,
+    pub month_of_year: String,
+    pub max_batch_size: i32,
+    pub skip_empty: bool,
+    pub instance: String,
+    pub next_push_at: Option<DateTime<Utc>>,
+    pub last_push_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Counts shown with a group.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct GroupCounts {
+    pub unsent: i64,
+    pub unacknowledged_errors: i64,
+}
+
+const GROUP_COLUMNS: &str =
+    "name, method, title, description, lease_seconds, target_url, auth_header, format, \
+    minute, hour, day_of_week, day_of_month, month_of_year, max_batch_size, skip_empty, instance, \
+    next_push_at, last_push_at, created_at, updated_at";
+
+/// Binds a group's columns in [`GROUP_COLUMNS`] order.
+macro_rules! bind_group {
+    ($q:expr, $g:expr) => {
+        $q.bind(&$g.name)
+            .bind(&$g.method)
+            .bind(&$g.title)
+            .bind(&$g.description)
+            .bind($g.lease_seconds)
+            .bind(&$g.target_url)
+            .bind(&$g.auth_header)
+            .bind(&$g.format)
+            .bind(&$g.minute)
+            .bind(&$g.hour)
+            .bind(&$g.day_of_week)
+            .bind(&$g.day_of_month)
+            .bind(&$g.month_of_year)
+            .bind($g.max_batch_size)
+            .bind($g.skip_empty)
+            .bind(&$g.instance)
+            .bind($g.next_push_at)
+            .bind($g.last_push_at)
+            .bind($g.created_at)
+            .bind($g.updated_at)
+    };
+}
+
+/// Writes a group's topics (after its old ones were removed).
+macro_rules! insert_topics {
+    ($c:expr, $group:expr, $topics:expr) => {
+        if !$topics.is_empty() {
+            let mut qb = QueryBuilder::new(
+                "insert into integration_group_topic (group_name, topic, topic_prefix) ",
+            );
+            qb.push_values($topics, |mut row, (topic, prefix)| {
+                row.push_bind($group.to_string())
+                    .push_bind(topic.clone())
+                    .push_bind(prefix.clone());
+            });
+            qb.push(" on conflict do nothing");
+            qb.build().execute(&mut *$c).await?;
+        }
+    };
+}
+
+/// Sets `sent_at` of the waiting messages among `ids` and ends their lease; evaluates to how
+/// many changed.
+macro_rules! set_messages {
+    ($c:expr, $group:expr, $ids:expr, $sent_at:expr) => {{
+        let mut changed = 0;
+        for chunk in $ids.chunks(1000) {
+            let mut qb =
+                QueryBuilder::new("update integration_message set leased_until = null, sent_at = ");
+            qb.push_bind($sent_at);
+            qb.push(" where group_name = ")
+                .push_bind($group.to_string());
+            qb.push(" and sent_at is null and id in (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            changed += qb.build().execute(&mut *$c).await?.rows_affected();
+        }
+        changed
+    }};
+}
+
+/// Inserts the group and its topics (each with its normalised prefix); `false` if the name is
+/// taken.
+pub async fn insert_group(
+    conn: Conn<'_>,
+    g: &GroupRow,
+    topics: &[(String, String)],
+) -> Result<bool> {
+    let sql = format!(
+        "insert into integration_group ({GROUP_COLUMNS}) values \
+         ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         on conflict (name) do nothing"
+    );
+    Ok(on_conn!(conn, c => {
+        let inserted = bind_group!(sqlx::query(&sql), g).execute(&mut *c).await?.rows_affected() > 0;
+        if inserted {
+            insert_topics!(c, g.name, topics);
+        }
+        Ok::<bool, sqlx::Error>(inserted)
+    })?)
+}
+
+/// Replaces every field of the group (but its name) and its topics.
+pub async fn update_group(conn: Conn<'_>, g: &GroupRow, topics: &[(String, String)]) -> Result<()> {
+    const SQL: &str = "update integration_group set method = $2, title = $3, description = $4, \
+        lease_seconds = $5, target_url = $6, auth_header = $7, format = $8, minute = $9, hour = $10, \
+        day_of_week = $11, day_of_month = $12, month_of_year = $13, max_batch_size = $14, \
+        skip_empty = $15, instance = $16, next_push_at = $17, last_push_at = $18, created_at = $19, \
+        updated_at = $20 where name = $1";
+    on_conn!(conn, c => {
+        bind_group!(sqlx::query(SQL), g).execute(&mut *c).await?;
+        sqlx::query("delete from integration_group_topic where group_name = $1")
+            .bind(&g.name)
+            .execute(&mut *c)
+            .await?;
+        insert_topics!(c, g.name, topics);
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(())
+}
+
+pub async fn get_group(conn: Conn<'_>, name: &str) -> Result<Option<GroupRow>> {
+    const SQL: &str = "select * from integration_group where name = $1";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(name).fetch_optional(&mut *c).await)?)
+}
+
+pub async fn list_groups(conn: Conn<'_>, slice: Slice) -> Result<Page<GroupRow>> {
+    count_and_page_ordered(conn, "integration_group", &[], "name", slice).await
+}
+
+pub async fn delete_group(conn: Conn<'_>, name: &str) -> Result<bool> {
+    // SQLite enforces the cascades only with foreign keys on; delete the children explicitly so
+    // that both engines end in the same state.
+    const CHILDREN: [&str; 5] = [
+        "delete from integration_audit where message_id in (select id from integration_message where group_name = $1)",
+        "delete from integration_message where group_name = $1",
+        "delete from integration_batch where group_name = $1",
+        "delete from integration_error where group_name = $1",
+        "delete from integration_group_topic where group_name = $1",
+    ];
+    Ok(on_conn!(conn, c => {
+        for sql in CHILDREN {
+            sqlx::query(sql).bind(name).execute(&mut *c).await?;
+        }
+        sqlx::query("delete from integration_group where name = $1")
+            .bind(name)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected() > 0)
+    })?)
+}
+
+pub async fn group_topics(conn: Conn<'_>, name: &str) -> Result<Vec<String>> {
+    const SQL: &str =
+        "select topic from integration_group_topic where group_name = $1 order by topic";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(name).fetch_all(&mut *c).await)?)
+}
+
+pub async fn group_counts(conn: Conn<'_>, name: &str) -> Result<GroupCounts> {
+    const SQL: &str = "select \
+        (select count(*) from integration_message where group_name = $1 and sent_at is null) as unsent, \
+        (select count(*) from integration_error where group_name = $1 and acknowledged_at is null) as unacknowledged_errors";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(name).fetch_one(&mut *c).await)?)
+}
+
+/// Every (group, topic prefix) that events feed.
+pub async fn all_topics(conn: Conn<'_>) -> Result<Vec<(String, String)>> {
+    const SQL: &str = "select group_name, topic_prefix from integration_group_topic";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
+}
+
+/// A message about to be written.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub group: String,
+    pub event_id: Option<Uuid>,
+    pub data: Value,
+    pub manual_created_by: Option<i64>,
+}
+
+/// Writes the messages; returns their ids in order.
+pub async fn insert_messages(
+    conn: Conn<'_>,
+    messages: &[NewMessage],
+    now: DateTime<Utc>,
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(messages.len());
+    on_conn!(conn, c => {
+        // 5 values a row stay under SQLite's limit of bound parameters.
+        for chunk in messages.chunks(1000) {
+            let mut qb = QueryBuilder::new(
+                "insert into integration_message (group_name, event_id, created_at, data, manual_created_by) ",
+            );
+            qb.push_values(chunk, |mut row, m| {
+                row.push_bind(m.group.clone())
+                    .push_bind(m.event_id)
+                    .push_bind(now)
+                    .push_bind(Json(m.data.clone()))
+                    .push_bind(m.manual_created_by);
+            });
+            qb.push(" returning id");
+            let mut chunk_ids: Vec<i64> = qb.build_query_scalar().fetch_all(&mut *c).await?;
+            chunk_ids.sort_unstable();
+            ids.extend(chunk_ids);
+        }
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(ids)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageRow {
+    pub id: i64,
+    pub group_name: String,
+    pub event_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub data: Json<Value>,
+    pub manual_created_by: Option<i64>,
+    pub manual_created_by_email: Option<String>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub leased_until: Option<DateTime<Utc>>,
+}
+
+const MESSAGE_VIEW: &str = "(select m.*, u.email as manual_created_by_email, \
+    (m.sent_at is not null) as sent from integration_message m \
+    left join app_user u on u.id = m.manual_created_by) v";
+
+pub async fn list_messages(
+    conn: Conn<'_>,
+    conditions: &[Condition],
+    slice: Slice,
+) -> Result<Page<MessageRow>> {
+    count_and_page_ordered(conn, MESSAGE_VIEW, conditions, "id desc", slice).await
+}
+
+pub async fn get_message(conn: Conn<'_>, group: &str, id: i64) -> Result<Option<MessageRow>> {
+    let sql = format!("select * from {MESSAGE_VIEW} where group_name = $1 and id = $2");
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(&sql).bind(group).bind(id).fetch_optional(&mut *c).await)?,
+    )
+}
+
+/// Marks a sent message unsent; `false` if it was waiting already.
+pub async fn unsend_message(conn: Conn<'_>, group: &str, id: i64) -> Result<bool> {
+    const SQL: &str = "update integration_message set sent_at = null, leased_until = null \
+        where group_name = $1 and id = $2 and sent_at is not null";
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(group).bind(id).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?,
+    )
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub action: String,
+    pub email: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+pub async fn audit(
+    conn: Conn<'_>,
+    message_id: i64,
+    action: &str,
+    user_id: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const SQL: &str =
+        "insert into integration_audit (message_id, action, user_id, at) values ($1, $2, $3, $4)";
+    on_conn!(conn, c => sqlx::query(SQL).bind(message_id).bind(action).bind(user_id).bind(now).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn audit_trail(conn: Conn<'_>, message_id: i64) -> Result<Vec<AuditRow>> {
+    const SQL: &str = "select a.action, u.email, a.at from integration_audit a \
+        left join app_user u on u.id = a.user_id where a.message_id = $1 order by a.id";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(message_id).fetch_all(&mut *c).await)?)
+}
+
+/// A waiting message handed out in a batch.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BatchMessage {
+    pub id: i64,
+    pub created_at: DateTime<Utc>,
+    pub data: Json<Value>,
+}
+
+/// Takes up to `limit` of the group's oldest waiting messages that no batch holds, holds them
+/// until `lease_until`, and records the batch under `token_hash`.
+pub async fn take_batch(
+    conn: Conn<'_>,
+    group: &str,
+    token_hash: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<BatchMessage>> {
+    const PICK: &str =
+        "select id from integration_message where group_name = $2 and sent_at is null \
+        and (leased_until is null or leased_until <= $3) order by id limit $4";
+    const RECORD: &str =
+        "insert into integration_batch (token_hash, group_name, message_ids, created_at) \
+        values ($1, $2, $3, $4)";
+    // PostgreSQL: other pickers skip the rows this one locked. SQLite: a write transaction
+    // holds the whole database, so nobody picks meanwhile.
+    let pick = match conn.backend() {
+        Backend::Postgres => format!("{PICK} for update skip locked"),
+        Backend::Sqlite => PICK.to_string(),
+    };
+    let lease = format!(
+        "update integration_message set leased_until = $1 where id in ({pick}) \
+         returning id, created_at, data"
+    );
+    let mut batch: Vec<BatchMessage> = on_conn!(conn, c => {
+        let batch: Vec<BatchMessage> = sqlx::query_as(&lease)
+            .bind(lease_until)
+            .bind(group)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *c)
+            .await?;
+        let mut ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
+        ids.sort_unstable();
+        sqlx::query(RECORD)
+            .bind(token_hash)
+            .bind(group)
+            .bind(Json(ids))
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        Ok::<_, sqlx::Error>(batch)
+    })?;
+    batch.sort_by_key(|m| m.id);
+    Ok(batch)
+}
+
+/// The ids a batch of the group holds; `None` for a token of no batch of this group.
+pub async fn batch_ids(conn: Conn<'_>, group: &str, token_hash: &str) -> Result<Option<Vec<i64>>> {
+    const SQL: &str =
+        "select message_ids from integration_batch where token_hash = $1 and group_name = $2";
+    let ids: Option<Json<Vec<i64>>> = on_conn!(conn, c => sqlx::query_scalar(SQL).bind(token_hash).bind(group).fetch_optional(&mut *c).await)?;
+    Ok(ids.map(|j| j.0))
+}
+
+/// Marks the batch's messages that are still waiting sent and releases them; returns how many.
+pub async fn mark_batch(
+    conn: Conn<'_>,
+    group: &str,
+    token_hash: &str,
+    ids: &[i64],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    const BATCH: &str =
+        "update integration_batch set marked_at = coalesce(marked_at, $2) where token_hash = $1";
+    Ok(on_conn!(conn, c => {
+        let marked = set_messages!(c, group, ids, Some(now));
+        sqlx::query(BATCH).bind(token_hash).bind(now).execute(&mut *c).await?;
+        Ok::<u64, sqlx::Error>(marked)
+    })?)
+}
+
+/// Lets a batch's waiting messages go to the next fetch or push at once.
+pub async fn release_batch(conn: Conn<'_>, group: &str, ids: &[i64]) -> Result<()> {
+    let none: Option<DateTime<Utc>> = None;
+    on_conn!(conn, c => {
+        set_messages!(c, group, ids, none);
+        Ok::<(), sqlx::Error>(())
+    })?;
+    Ok(())
+}
+
+/// How many of the group's messages wait.
+pub async fn count_waiting(conn: Conn<'_>, group: &str) -> Result<i64> {
+    const SQL: &str =
+        "select count(*) from integration_message where group_name = $1 and sent_at is null";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(group).fetch_one(&mut *c).await)?)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ErrorRow {
+    pub id: i64,
+    pub group_name: String,
+    pub occurred_at: DateTime<Utc>,
+    pub source: String,
+    pub message: String,
+    pub details: Json<Value>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<i64>,
+    pub acknowledged_by_email: Option<String>,
+}
+
+const ERROR_VIEW: &str = "(select e.*, u.email as acknowledged_by_email, \
+    (e.acknowledged_at is not null) as acknowledged from integration_error e \
+    left join app_user u on u.id = e.acknowledged_by) v";
+
+pub async fn insert_error(
+    conn: Conn<'_>,
+    group: &str,
+    source: &str,
+    message: &str,
+    details: Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    const SQL: &str =
+        "insert into integration_error (group_name, occurred_at, source, message, details) \
+        values ($1, $2, $3, $4, $5)";
+    on_conn!(conn, c => sqlx::query(SQL).bind(group).bind(now).bind(source).bind(message).bind(Json(details.clone())).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
+}
+
+pub async fn list_errors(
+    conn: Conn<'_>,
+    conditions: &[Condition],
+    slice: Slice,
+) -> Result<Page<ErrorRow>> {
+    count_and_page_ordered(conn, ERROR_VIEW, conditions, "id desc", slice).await
+}
+
+pub async fn get_error(conn: Conn<'_>, id: i64) -> Result<Option<ErrorRow>> {
+    let sql = format!("select * from {ERROR_VIEW} where id = $1");
+    Ok(on_conn!(conn, c => sqlx::query_as(&sql).bind(id).fetch_optional(&mut *c).await)?)
+}
+
+/// Acknowledges the error (once: the first acknowledgement is kept).
+pub async fn acknowledge_error(
+    conn: Conn<'_>,
+    id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str =
+        "update integration_error set acknowledged_at = coalesce(acknowledged_at, $2), \
+        acknowledged_by = coalesce(acknowledged_by, $3) where id = $1";
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(now).bind(user_id).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?,
+    )
+}
+
+/// Send groups whose push is due.
+pub async fn due_pushes(conn: Conn<'_>, now: DateTime<Utc>) -> Result<Vec<GroupRow>> {
+    const SQL: &str = "select * from integration_group where method = 'send' and next_push_at <= $1 order by name";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(now).fetch_all(&mut *c).await)?)
+}
+
+/// Moves a group's next push from `due` to `next`; `false` if another process did first.
+pub async fn claim_push(
+    conn: Conn<'_>,
+    name: &str,
+    due: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+) -> Result<bool> {
+    const SQL: &str =
+        "update integration_group set next_push_at = $3 where name = $1 and next_push_at = $2";
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(name).bind(due).bind(next).execute(&mut *c).await.map(|r| r.rows_affected() > 0))?,
+    )
+}
+
+pub async fn note_push(conn: Conn<'_>, name: &str, now: DateTime<Utc>) -> Result<()> {
+    const SQL: &str = "update integration_group set last_push_at = $2 where name = $1";
+    on_conn!(conn, c => sqlx::query(SQL).bind(name).bind(now).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Waiting messages per group and unacknowledged errors, for /metrics.
+pub async fn depth(conn: Conn<'_>) -> Result<(Vec<(String, i64)>, i64)> {
+    const WAITING: &str = "select g.name, (select count(*) from integration_message m \
+        where m.group_name = g.name and m.sent_at is null) from integration_group g order by g.name";
+    const ERRORS: &str = "select count(*) from integration_error where acknowledged_at is null";
+    Ok(on_conn!(conn, c => {
+        let waiting = sqlx::query_as(WAITING).fetch_all(&mut *c).await?;
+        let errors = sqlx::query_scalar(ERRORS).fetch_one(&mut *c).await?;
+        Ok::<_, sqlx::Error>((waiting, errors))
+    })?)
+}
