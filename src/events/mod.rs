@@ -80,9 +80,11 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
             }
         })
         .collect();
-    sql::insert_events(tx.conn(), &rows, store::now()).await?;
-    // Integration groups take their messages from the same events, in the same transaction.
-    crate::integrations::feed(tx, &rows).await
+    let occurred_at = store::now();
+    sql::insert_events(tx.conn(), &rows, occurred_at).await?;
+    // Integration groups take their messages from the same events, in the same transaction;
+    // a message's time is its event's.
+    crate::integrations::feed(tx, &rows, occurred_at).await
 }
 
 /// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.

@@ -54,8 +54,8 @@ pub fn ndjson(messages: &[OutgoingMessage]) -> String {
     out
 }
 
-/// A header row `id,datetime,<keys in order of first appearance>`, then one row per message:
-/// text as it is, other values as compact JSON, missing keys empty. RFC 4180 quoting, CRLF line
+/// A header row `id,datetime,<data keys in order of first appearance>`, then one row per
+/// message: text as it is, other values (null too) as compact JSON, missing keys empty. RFC 4180 quoting, CRLF line
 /// ends. Written here rather than with the `csv` crate: quoting one cell is all it takes.
 pub fn csv(messages: &[OutgoingMessage]) -> String {
     let rows: Vec<Map<String, Value>> = messages.iter().map(flatten).collect();
@@ -73,7 +73,7 @@ pub fn csv(messages: &[OutgoingMessage]) -> String {
         let cells: Vec<String> = columns
             .iter()
             .map(|c| match row.get(c) {
-                None | Some(Value::Null) => String::new(),
+                None => String::new(),
                 Some(Value::String(s)) => s.clone(),
                 Some(other) => other.to_string(),
             })
@@ -161,11 +161,14 @@ mod tests {
     fn csv_has_a_header_of_every_key_and_quotes_as_rfc_4180() {
         let text = csv(&[
             message(1, json!({"name": "a, \"b\"", "n": 2})),
-            message(2, json!({"object": {"type": "x"}, "note": "two\nlines"})),
+            message(
+                2,
+                json!({"object": {"type": "x"}, "note": "two\nlines", "n": null}),
+            ),
         ]);
         let expected = "id,datetime,n,name,note,object\r\n\
             1,2026-11-24T10:00:00.000000Z,2,\"a, \"\"b\"\"\",,\r\n\
-            2,2026-11-24T10:00:00.000000Z,,,\"two\nlines\",\"{\"\"type\"\":\"\"x\"\"}\"\r\n";
+            2,2026-11-24T10:00:00.000000Z,null,,\"two\nlines\",\"{\"\"type\"\":\"\"x\"\"}\"\r\n";
         assert_eq!(text, expected);
         assert_eq!(csv(&[]), "id,datetime\r\n");
     }

@@ -94,7 +94,11 @@ pub async fn existing_group(tx: &mut Tx, name: &str) -> Result<GroupRow, Error> 
 
 /// Turns events just written into messages of the groups whose event types match them, in the
 /// same transaction.
-pub async fn feed(tx: &mut Tx, events: &[NewEventRow]) -> store::Result<()> {
+pub async fn feed(
+    tx: &mut Tx,
+    events: &[NewEventRow],
+    occurred_at: DateTime<Utc>,
+) -> store::Result<()> {
     let topics = sql::all_topics(tx.conn()).await?;
     if topics.is_empty() {
         return Ok(());
@@ -118,7 +122,7 @@ pub async fn feed(tx: &mut Tx, events: &[NewEventRow]) -> store::Result<()> {
         }
     }
     if !messages.is_empty() {
-        sql::insert_messages(tx.conn(), &messages, store::now()).await?;
+        sql::insert_messages(tx.conn(), &messages, occurred_at).await?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::on_both_backends;
 on_both_backends!(
     first_serve_on_an_empty_database_prints_a_working_admin_token,
     tokens_created_and_revoked_from_the_shell_work_against_the_api,
+    integration_groups_created_from_the_shell_are_polled_with_their_token,
 );
 
 fn sbm(database_url: &str) -> Command {
@@ -125,6 +126,81 @@ async fn tokens_created_and_revoked_from_the_shell_work_against_the_api(backend:
     assert_eq!(get().await.unwrap().status(), 200);
     run(sbm(&url).args(["token", "revoke", &token[..8]]));
     assert_eq!(get().await.unwrap().status(), 401);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+async fn integration_groups_created_from_the_shell_are_polled_with_their_token(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend).await else {
+        return;
+    };
+    let url = database.url().to_string();
+    run(sbm(&url).arg("migrate"));
+    let created = run(sbm(&url).args([
+        "integration-group",
+        "create",
+        "--name",
+        "records",
+        "--method",
+        "poll",
+        "--title",
+        "Records system",
+        "--event-type",
+        "schedule.*",
+    ]));
+    assert!(created.contains("records"), "{created}");
+    // The API's rules hold on the command line too: a send group needs a target.
+    let refused = sbm(&url)
+        .args([
+            "integration-group",
+            "create",
+            "--name",
+            "dw",
+            "--method",
+            "send",
+            "--title",
+            "Warehouse",
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("target_url"));
+    let listed = run(sbm(&url).args(["integration-group", "list"]));
+    assert!(listed.contains("records\tpoll"), "{listed}");
+    assert!(!listed.contains("dw"), "{listed}");
+    let token = run(sbm(&url).args(["integration-group", "token", "records"]))
+        .trim()
+        .to_string();
+    let unknown = sbm(&url)
+        .args(["integration-group", "token", "nope"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+
+    let media = tempfile::tempdir().unwrap();
+    let (mut child, address, _) = serve(&url, media.path());
+    let client = reqwest::Client::new();
+    let fetch = client
+        .get(format!(
+            "{address}/api/haplo-integration-messages/poll/records/fetch"
+        ))
+        .basic_auth("haplo", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch.status(), 200);
+    let body: serde_json::Value = fetch.json().await.unwrap();
+    assert_eq!(body["version"], 0);
+    assert_eq!(body["unreadCount"], 0);
+    let elsewhere = client
+        .get(format!("{address}/api/v1/schedule/"))
+        .header("Authorization", format!("Token {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    run(sbm(&url).args(["integration-group", "delete", "records"]));
+    assert!(!run(sbm(&url).args(["integration-group", "list"])).contains("records"));
     let _ = child.kill();
     let _ = child.wait();
 }
