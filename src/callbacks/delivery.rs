@@ -33,11 +33,14 @@ const SPREAD_BATCH: i64 = 1000;
 const CLAIM: usize = 4096;
 /// Bytes of a receiver's answer kept in the log.
 const RESPONSE_LOG_BYTES: usize = 2000;
+/// Deliveries written between two refreshes of the queue tables' planner statistics.
+const ANALYZE_EVERY: u64 = 50_000;
 
 /// Runs passes until `shutdown`, resting `poll` whenever there was nothing to do.
 pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
     let worker = format!("deliver-{}-{}", std::process::id(), Uuid::new_v4().simple());
     let mut last_sweep = Instant::now() - Duration::from_secs(3600);
+    let mut written_since_analyze = 0;
     while !shutdown.is_cancelled() {
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
@@ -46,7 +49,16 @@ pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
             }
         }
         let busy = match pass(&ctx, &worker).await {
-            Ok(done) => done > 0,
+            Ok(done) => {
+                written_since_analyze += done.deliveries_written;
+                if written_since_analyze >= ANALYZE_EVERY {
+                    written_since_analyze = 0;
+                    if let Err(err) = refresh_statistics(&ctx.db).await {
+                        tracing::warn!(error = %err, "analysing the delivery tables failed");
+                    }
+                }
+                done.work > 0
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "delivery pass failed; trying again");
                 false
@@ -72,9 +84,18 @@ pub async fn sweep(db: &Db) -> store::Result<()> {
     Ok(())
 }
 
-/// Fans out every event not yet spread; returns how many events were spread.
-pub async fn spread(db: &Db) -> store::Result<u64> {
-    let mut total = 0;
+/// Keeps the planner's picture of the queue tables close to their size, where autovacuum does
+/// not (it may be off, or behind a million rows that came and went): with statistics of an
+/// empty table it chose full index scans for primary-key lookups.
+async fn refresh_statistics(db: &Db) -> store::Result<()> {
+    let mut conn = db.acquire().await?;
+    sql::refresh_statistics(conn.conn()).await
+}
+
+/// Fans out every event not yet spread; returns how many events were spread and how many
+/// deliveries written.
+pub async fn spread(db: &Db) -> store::Result<(u64, u64)> {
+    let mut total = (0, 0);
     loop {
         let mut tx = db.begin().await?;
         let (events, deliveries) =
@@ -83,15 +104,24 @@ pub async fn spread(db: &Db) -> store::Result<u64> {
         if events == 0 {
             return Ok(total);
         }
-        total += events;
+        total.0 += events;
+        total.1 += deliveries;
         metrics::counter!("sbm_events_spread_total").increment(events);
         metrics::counter!("sbm_deliveries_created_total").increment(deliveries);
     }
 }
 
-/// One pass: spread, then claim and make one round of deliveries. Returns the work done.
-pub async fn pass(ctx: &JobContext, worker: &str) -> Result<usize, crate::domain::Error> {
-    let spread = spread(&ctx.db).await? as usize;
+/// What one pass did.
+pub struct PassDone {
+    /// Events spread plus deliveries attempted.
+    pub work: usize,
+    pub deliveries_written: u64,
+}
+
+/// One pass: spread, then claim and make one round of deliveries.
+pub async fn pass(ctx: &JobContext, worker: &str) -> Result<PassDone, crate::domain::Error> {
+    let (spread, deliveries_written) = spread(&ctx.db).await?;
+    let spread = spread as usize;
     let settings = &ctx.hub.settings;
     // Longer than any POST may take, so that only a dead worker's deliveries are taken over.
     let lease = settings.timeout + ctx.effects.jobs.lease;
@@ -110,12 +140,18 @@ pub async fn pass(ctx: &JobContext, worker: &str) -> Result<usize, crate::domain
         claimed
     };
     if claimed.is_empty() {
-        return Ok(spread);
+        return Ok(PassDone {
+            work: spread,
+            deliveries_written,
+        });
     }
     let count = claimed.len();
     let outcomes = deliver_all(ctx, claimed).await;
     record(ctx, worker, outcomes).await?;
-    Ok(spread + count)
+    Ok(PassDone {
+        work: spread + count,
+        deliveries_written,
+    })
 }
 
 /// What one POST (of one delivery or a batch) came to.

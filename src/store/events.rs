@@ -680,6 +680,17 @@ pub async fn record_attempts(
     Ok(())
 }
 
+/// Refreshes the planner statistics of the event and delivery tables (PostgreSQL; SQLite's
+/// planner needs none for these queries).
+pub async fn refresh_statistics(conn: Conn<'_>) -> Result<()> {
+    if let Conn::Postgres(c) = conn {
+        sqlx::query("analyze delivery, event")
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
 /// How many deliveries are pending, running and failed (succeeded ones are not counted: there
 /// are millions).
 pub async fn delivery_depth(conn: Conn<'_>) -> Result<Vec<(String, i64)>> {
