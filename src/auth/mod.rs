@@ -39,6 +39,26 @@ fn new_token() -> String {
     hex::encode(bytes)
 }
 
+/// Makes a new token for the user, stores its hash (and scope, if limited) and returns it.
+async fn store_new_token(
+    conn: store::Conn<'_>,
+    user_id: i64,
+    scope: Option<&str>,
+) -> Result<String, store::Error> {
+    let token = new_token();
+    let prefix = &token[..PREFIX_LEN];
+    users::insert_token(
+        conn,
+        user_id,
+        &hash_token(&token),
+        prefix,
+        scope,
+        store::now(),
+    )
+    .await?;
+    Ok(token)
+}
+
 /// Lower-cases and checks an email address: one `@`, something before it, a dotted or
 /// single-label domain after it, no spaces. Deliberately loose, like Django's validator.
 pub fn normalize_email(raw: &str) -> Result<String, Error> {
@@ -67,16 +87,7 @@ pub async fn issue_token(tx: &mut Tx, email: &str, make_admin: bool) -> Result<I
         users::set_admin(tx.conn(), user.id, true).await?;
         user.is_admin = true;
     }
-    let token = new_token();
-    users::insert_token(
-        tx.conn(),
-        user.id,
-        &hash_token(&token),
-        &token[..PREFIX_LEN],
-        None,
-        now,
-    )
-    .await?;
+    let token = store_new_token(tx.conn(), user.id, None).await?;
     Ok(IssuedToken { token, user })
 }
 
@@ -85,17 +96,7 @@ pub async fn issue_scoped_token(tx: &mut Tx, email: &str, scope: &str) -> Result
     let email = normalize_email(email)?;
     let now = store::now();
     let (user, _) = users::get_or_create_user(tx.conn(), &email, false, now).await?;
-    let token = new_token();
-    users::insert_token(
-        tx.conn(),
-        user.id,
-        &hash_token(&token),
-        &token[..PREFIX_LEN],
-        Some(scope),
-        now,
-    )
-    .await?;
-    Ok(token)
+    Ok(store_new_token(tx.conn(), user.id, Some(scope)).await?)
 }
 
 /// Creates the user without a token; returns it and whether it is new.
@@ -158,16 +159,7 @@ pub async fn bootstrap_admin(db: &Db) -> Result<Option<IssuedToken>, Error> {
     if !created {
         return Ok(None);
     }
-    let token = new_token();
-    users::insert_token(
-        tx.conn(),
-        user.id,
-        &hash_token(&token),
-        &token[..PREFIX_LEN],
-        None,
-        store::now(),
-    )
-    .await?;
+    let token = store_new_token(tx.conn(), user.id, None).await?;
     tx.commit().await?;
     Ok(Some(IssuedToken { token, user }))
 }

@@ -74,6 +74,21 @@ fn is_http_url(url: &str) -> bool {
         .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
 }
 
+/// An optional whole number from 1 to `max`.
+fn bounded(input: &mut Input<'_>, name: &str, max: i32) -> Option<i32> {
+    let value = input.integer(name, false, Some(1))?;
+    match i32::try_from(value) {
+        Ok(value) if value <= max => Some(value),
+        _ => {
+            input.error(
+                name,
+                format!("Ensure this value is less than or equal to {max}."),
+            );
+            None
+        }
+    }
+}
+
 /// Reads a group from a request body onto `group` (a new group's defaults, or the stored
 /// group for a PATCH), with its event types. Every error of the body is reported at once.
 pub fn read_group(
@@ -111,16 +126,10 @@ pub fn read_group(
         &mut group.description,
         input.text("description", Text::optional()),
     );
-    if let Some(seconds) = input.integer("lease_seconds", false, Some(1)) {
-        if seconds > 86_400 {
-            input.error(
-                "lease_seconds",
-                "Ensure this value is less than or equal to 86400.",
-            );
-        } else {
-            group.lease_seconds = seconds as i32;
-        }
-    }
+    set(
+        &mut group.lease_seconds,
+        bounded(&mut input, "lease_seconds", 86_400),
+    );
     if let Some(url) = input.nullable_text("target_url", Text::optional().max(2000)) {
         match url.filter(|u| !u.trim().is_empty()) {
             Some(url) if !is_http_url(url.trim()) => {
@@ -160,16 +169,10 @@ pub fn read_group(
             }
         }
     }
-    if let Some(size) = input.integer("max_batch_size", false, Some(1)) {
-        if size > 10_000 {
-            input.error(
-                "max_batch_size",
-                "Ensure this value is less than or equal to 10000.",
-            );
-        } else {
-            group.max_batch_size = size as i32;
-        }
-    }
+    set(
+        &mut group.max_batch_size,
+        bounded(&mut input, "max_batch_size", 10_000),
+    );
     set(&mut group.skip_empty, input.boolean("skip_empty", false));
     set(
         &mut group.instance,
