@@ -58,7 +58,7 @@ create table integration_batch (
     created_at   text not null,
     marked_at    text
 );
-create index integration_batch_group_idx on integration_batch (group_name);
+create index integration_batch_group_idx on integration_batch (group_name, created_at);
 
 create table integration_error (
     id              integer primary key autoincrement,

@@ -21,6 +21,8 @@ use format::OutgoingMessage;
 /// Messages a fetch returns unless asked for another number, as in Haplo.
 pub const DEFAULT_FETCH_LIMIT: i64 = 16;
 pub const MAX_FETCH_LIMIT: i64 = 1000;
+/// How long a batch's token can mark it.
+pub const BATCH_TOKEN_DAYS: i64 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -194,6 +196,8 @@ pub async fn take_batch(
 ) -> Result<Batch, Error> {
     let token = new_batch_token();
     let now = store::now();
+    let expired = now - chrono::Duration::days(BATCH_TOKEN_DAYS);
+    sql::prune_batches(tx.conn(), &group.name, expired).await?;
     let taken = sql::take_batch(
         tx.conn(),
         &group.name,

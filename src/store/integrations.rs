@@ -365,6 +365,14 @@ pub async fn take_batch(
     Ok(batch)
 }
 
+/// Forgets the group's batches made before `before`: their tokens mark nothing any more.
+pub async fn prune_batches(conn: Conn<'_>, group: &str, before: DateTime<Utc>) -> Result<u64> {
+    const SQL: &str = "delete from integration_batch where group_name = $1 and created_at < $2";
+    Ok(
+        on_conn!(conn, c => sqlx::query(SQL).bind(group).bind(before).execute(&mut *c).await.map(|r| r.rows_affected()))?,
+    )
+}
+
 /// The ids a batch of the group holds; `None` for a token of no batch of this group.
 pub async fn batch_ids(conn: Conn<'_>, group: &str, token_hash: &str) -> Result<Option<Vec<i64>>> {
     const SQL: &str =
