@@ -12,6 +12,7 @@ use super::error::{ApiError, ApiResult};
 use super::input::{set, Input, Mode, Text};
 use super::query::{ListRequest, Paginated, Params};
 use super::{AppState, Id};
+use crate::content::cron::{self, CronField};
 use crate::events::timestamp as time;
 use crate::integrations::{self, format, Error, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
 use crate::store::filter::{Condition, Value as FilterValue};
@@ -147,23 +148,14 @@ pub fn read_group(
     );
     let cron_rule = Text::optional().not_blank().max(64);
     for (field, slot) in [
-        (crate::content::cron::CronField::Minute, &mut group.minute),
-        (crate::content::cron::CronField::Hour, &mut group.hour),
-        (
-            crate::content::cron::CronField::DayOfWeek,
-            &mut group.day_of_week,
-        ),
-        (
-            crate::content::cron::CronField::DayOfMonth,
-            &mut group.day_of_month,
-        ),
-        (
-            crate::content::cron::CronField::MonthOfYear,
-            &mut group.month_of_year,
-        ),
+        (CronField::Minute, &mut group.minute),
+        (CronField::Hour, &mut group.hour),
+        (CronField::DayOfWeek, &mut group.day_of_week),
+        (CronField::DayOfMonth, &mut group.day_of_month),
+        (CronField::MonthOfYear, &mut group.month_of_year),
     ] {
         if let Some(text) = input.text(field.name(), cron_rule) {
-            match crate::content::cron::parse(field, &text) {
+            match cron::parse(field, &text) {
                 Ok(_) => *slot = text.trim().to_string(),
                 Err(message) => input.error(field.name(), message),
             }
