@@ -140,7 +140,13 @@ pub fn read_group(
         }
     }
     if let Some(auth) = input.nullable_text("auth_header", Text::optional().max(4000)) {
-        group.auth_header = auth.filter(|a| !a.is_empty());
+        match auth.filter(|a| !a.trim().is_empty()) {
+            Some(text) if integrations::push::auth_header(&text).is_none() => input.error(
+                "auth_header",
+                "Not a valid header value (no line breaks or control characters).",
+            ),
+            auth => group.auth_header = auth,
+        }
     }
     set(
         &mut group.format,

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +133,20 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
     claim.finish_alone(&ctx.db).await
 }
 
+/// The header a group's `auth_header` stands for: `Name: value` for a header of its own
+/// (`X-Api-Key: …`), anything else as the value of `Authorization` (`Bearer …`, `Basic …`).
+pub fn auth_header(text: &str) -> Option<(HeaderName, HeaderValue)> {
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let own = text.split_once(':').and_then(|(name, value)| {
+        let name = HeaderName::from_bytes(name.trim_end().as_bytes()).ok()?;
+        Some((name, HeaderValue::from_str(value.trim()).ok()?))
+    });
+    own.or_else(|| Some((AUTHORIZATION, HeaderValue::from_str(text).ok()?)))
+}
+
 /// One POST; Err is the integration error's message and details.
 async fn post(
     client: &reqwest::Client,
@@ -147,8 +161,8 @@ async fn post(
         .header(CONTENT_TYPE, content_type)
         .header("Idempotency-Key", token)
         .body(body);
-    if let Some(auth) = group.auth_header.as_deref().filter(|a| !a.is_empty()) {
-        request = request.header(AUTHORIZATION, auth);
+    if let Some((name, value)) = group.auth_header.as_deref().and_then(auth_header) {
+        request = request.header(name, value);
     }
     match request.send().await {
         Ok(response) if response.status().is_success() => Ok(()),
@@ -184,4 +198,33 @@ async fn record_error(
     let mut tx = db.begin().await?;
     sql::insert_error(tx.conn(), group, "push", message, details, store::now()).await?;
     tx.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_header_is_authorization_unless_it_names_its_own_header() {
+        let header = |text: &str| {
+            auth_header(text).map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+        };
+        let pair = |n: &str, v: &str| Some((n.to_string(), v.to_string()));
+        assert_eq!(
+            header("Bearer s3cret"),
+            pair("authorization", "Bearer s3cret")
+        );
+        assert_eq!(
+            header("Basic dXNlcjpwYXNz"),
+            pair("authorization", "Basic dXNlcjpwYXNz")
+        );
+        assert_eq!(header("X-Api-Key: abc"), pair("x-api-key", "abc"));
+        assert_eq!(
+            header("Authorization: Token t"),
+            pair("authorization", "Token t")
+        );
+        // A colon inside a value with spaces before it is not a header name.
+        assert_eq!(header("Token a:b"), pair("authorization", "Token a:b"));
+        assert_eq!(header("  "), None);
+    }
 }

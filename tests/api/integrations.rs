@@ -30,6 +30,7 @@ on_both_backends!(
     a_send_group_has_no_poll_api,
     a_scoped_poll_token_works_only_on_its_groups_fetch_and_mark,
     a_push_delivers_every_waiting_message_once_in_batches,
+    a_push_can_carry_its_own_auth_header,
     a_failed_push_records_an_error_and_the_next_push_delivers_each_message_once,
     with_skip_empty_nothing_is_sent_when_nothing_waits,
     without_skip_empty_an_empty_batch_is_sent,
@@ -1507,6 +1508,38 @@ async fn a_push_delivers_every_waiting_message_once_in_batches(backend: Backend)
     push_now(&app, "warehouse").await;
     settle().await;
     assert_eq!(receiver.deliveries().len(), 3);
+}
+
+async fn a_push_can_carry_its_own_auth_header(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    let bad = merged(
+        send_group("broken", &receiver.url("/dw")),
+        json!({"auth_header": "X-Api-Key: a\nb"}),
+    );
+    let refused = app
+        .post("/api/v1/integration-groups/", bad)
+        .await
+        .expect(400);
+    assert!(
+        refused.json()["auth_header"].is_array(),
+        "{}",
+        refused.text()
+    );
+    let body = merged(
+        send_group("partner", &receiver.url("/dw")),
+        json!({"auth_header": "X-Api-Key: k3y"}),
+    );
+    create_group(&app, body).await;
+    add_messages(&app, "partner", 1).await;
+    push_now(&app, "partner").await;
+    wait_all_sent(&app, "partner").await;
+    let deliveries = receiver.deliveries_to("/dw");
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].header("x-api-key"), Some("k3y"));
+    assert_eq!(deliveries[0].header("authorization"), None);
 }
 
 async fn a_failed_push_records_an_error_and_the_next_push_delivers_each_message_once(
