@@ -9,10 +9,13 @@
 //!
 //! With `--callback-batch B`, a callback subscribed to `send.*` (B events per POST) receives
 //! the tick's `send.succeeded` events at a fast receiver, which checks that each arrives once.
+//! With `--integration-group`, a poll integration group on `send.*` takes a message of each
+//! event, and the run checks that there is exactly one per send.
 //!
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 [--concurrency 256]
 //!     cargo bench --bench tick -- --backend sqlite --n 100000
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --callback-batch 100
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 --integration-group
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -35,6 +38,7 @@ struct Options {
     concurrency: usize,
     postgres_admin: String,
     callback_batch: Option<i32>,
+    integration_group: bool,
 }
 
 fn options() -> Options {
@@ -55,6 +59,7 @@ fn options() -> Options {
             .unwrap_or(256),
         callback_batch: value("--callback-batch")
             .map(|v| v.parse().expect("--callback-batch takes a number")),
+        integration_group: args.iter().any(|a| a == "--integration-group"),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -289,6 +294,28 @@ async fn subscribe_receiver(db: &Db, url: &str, batch: i32) {
     .unwrap();
 }
 
+/// A poll integration group fed by `send.*`: every send also writes an integration message.
+async fn add_integration_group(db: &Db) {
+    const GROUP: &str = "insert into integration_group (name, method, title, description, \
+        lease_seconds, format, minute, hour, day_of_week, day_of_month, month_of_year, \
+        max_batch_size, skip_empty, instance, created_at, updated_at) \
+        values ('bench', 'poll', 'Benchmark', '', 300, 'json', '0', '2', '*', '*', '*', 100, true, \
+        'bench', $1, $1)";
+    const TOPIC: &str = "insert into integration_group_topic (group_name, topic, topic_prefix) \
+        values ('bench', 'send.*', 'send')";
+    let now = chrono::Utc::now();
+    match db {
+        Db::Postgres(pool) => {
+            sqlx::query(GROUP).bind(now).execute(pool).await.unwrap();
+            sqlx::query(TOPIC).execute(pool).await.unwrap();
+        }
+        Db::Sqlite(pool) => {
+            sqlx::query(GROUP).bind(now).execute(pool).await.unwrap();
+            sqlx::query(TOPIC).execute(pool).await.unwrap();
+        }
+    }
+}
+
 fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -359,6 +386,9 @@ async fn main() {
 
     if let Some(batch) = o.callback_batch {
         subscribe_receiver(&db, &format!("{fakes}/receiver"), batch).await;
+    }
+    if o.integration_group {
+        add_integration_group(&db).await;
     }
     let pid = sbm.id();
     let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
@@ -465,6 +495,18 @@ async fn main() {
             "| events received | {events} (duplicates: {duplicate_events}, deliveries not succeeded: {undelivered}) |"
         );
         events_exact = events == o.n as u64 && duplicate_events == 0 && undelivered == 0;
+    }
+    if o.integration_group {
+        let messages = count(&db, "select count(*) from integration_message").await;
+        let distinct = count(
+            &db,
+            "select count(distinct event_id) from integration_message",
+        )
+        .await;
+        println!(
+            "| integration group on send.* | messages {messages}, of distinct events {distinct} |"
+        );
+        events_exact &= messages == o.n && distinct == o.n;
     }
     let exact =
         sent == o.n as u64 && duplicates == 0 && advanced == o.n && jobs_left == 0 && events_exact;
