@@ -323,14 +323,8 @@ async fn integration_group_command(
             }
             let now = crate::store::now();
             let mut group = new_group(&args.instance, now);
-            let mut event_types = Vec::new();
-            let topics = read_group(
-                &body,
-                crate::http::input::Mode::Create,
-                &mut group,
-                &mut event_types,
-            )
-            .map_err(api_error)?;
+            let topics = read_group(&body, crate::http::input::Mode::Create, &mut group, &[])
+                .map_err(api_error)?;
             group.next_push_at = crate::integrations::next_push(&group, now);
             let mut tx = db.begin().await?;
             crate::integrations::create_group(&mut tx, &group, &topics)

@@ -1,4 +1,4 @@
-//! The error every domain module (content, subscriptions) returns, in terms the HTTP layer maps
+//! The error every domain module (content, subscriptions, integrations) returns, in terms the HTTP layer maps
 //! to status codes once.
 
 use crate::store;
@@ -13,6 +13,9 @@ pub enum Error {
     /// Deleting the record would orphan others; the text says which.
     #[error("{0}")]
     InUse(String),
+    /// The request does not apply to this record (a poll call on a push group); 400.
+    #[error("{0}")]
+    Refused(String),
     #[error(transparent)]
     Store(store::Error),
 }

@@ -121,6 +121,7 @@ impl From<content::Error> for ApiError {
             content::Error::Invalid(errors) => ApiError::Invalid(errors),
             content::Error::NotFound => ApiError::NotFound,
             content::Error::InUse(detail) => ApiError::Conflict(detail),
+            content::Error::Refused(detail) => ApiError::BadRequest(detail),
             content::Error::Store(e) => e.into(),
         }
     }

@@ -14,7 +14,7 @@ use super::query::{ListRequest, Paginated, Params};
 use super::{AppState, Id};
 use crate::content::cron::{self, CronField};
 use crate::events::timestamp as time;
-use crate::integrations::{self, format, Error, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
+use crate::integrations::{self, format, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
 use crate::store::filter::{Condition, Value as FilterValue};
 use crate::store::integrations::{self as sql, ErrorRow, GroupRow, MessageRow};
 use crate::store::{self, Conn};
@@ -52,17 +52,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-impl From<Error> for ApiError {
-    fn from(err: Error) -> Self {
-        match err {
-            Error::Invalid(errors) => ApiError::Invalid(errors),
-            Error::NotFound => ApiError::NotFound,
-            Error::BadRequest(detail) => ApiError::BadRequest(detail),
-            Error::Store(err) => err.into(),
-        }
-    }
-}
-
 fn is_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
@@ -91,12 +80,13 @@ fn bounded(input: &mut Input<'_>, name: &str, max: i32) -> Option<i32> {
 }
 
 /// Reads a group from a request body onto `group` (a new group's defaults, or the stored
-/// group for a PATCH), with its event types. Every error of the body is reported at once.
+/// group for a PATCH). Returns its topics: those of the body's `event_types`, or else
+/// `current_topics`. Every error of the body is reported at once.
 pub fn read_group(
     body: &Value,
     mode: Mode,
     group: &mut GroupRow,
-    event_types: &mut Vec<String>,
+    current_topics: &[String],
 ) -> ApiResult<Vec<(String, String)>> {
     let mut input = Input::new(body, mode)?;
     if mode == Mode::Create {
@@ -176,7 +166,7 @@ pub fn read_group(
         &mut group.instance,
         input.text("instance", Text::optional().not_blank().max(200)),
     );
-    let mut topics = integrations::parse_topics(event_types).unwrap_or_default();
+    let mut topics = integrations::parse_topics(current_topics).unwrap_or_default();
     match body.get("event_types") {
         None => {}
         Some(Value::Array(items)) => {
@@ -184,12 +174,9 @@ pub fn read_group(
                 .iter()
                 .map(|v| v.as_str().map(str::to_string))
                 .collect();
-            match texts.map(|t| (integrations::parse_topics(&t), t)) {
-                Some((Ok(parsed), texts)) => {
-                    topics = parsed;
-                    *event_types = texts;
-                }
-                Some((Err(message), _)) => input.error("event_types", message),
+            match texts.map(|t| integrations::parse_topics(&t)) {
+                Some(Ok(parsed)) => topics = parsed,
+                Some(Err(message)) => input.error("event_types", message),
                 None => input.error("event_types", "Each event type must be a string."),
             }
         }
@@ -313,8 +300,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let now = store::now();
     let mut group = new_group(&state.instance_name, now);
-    let mut event_types = Vec::new();
-    let topics = read_group(&body, Mode::Create, &mut group, &mut event_types)?;
+    let topics = read_group(&body, Mode::Create, &mut group, &[])?;
     group.next_push_at = integrations::next_push(&group, now);
     let mut tx = state.begin().await?;
     integrations::create_group(&mut tx, &group, &topics).await?;
@@ -348,8 +334,8 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.begin().await?;
     let mut group = integrations::existing_group(&mut tx, &name).await?;
-    let mut event_types = sql::group_topics(tx.conn(), &name).await?;
-    let topics = read_group(&body, Mode::Partial, &mut group, &mut event_types)?;
+    let current_topics = sql::group_topics(tx.conn(), &name).await?;
+    let topics = read_group(&body, Mode::Partial, &mut group, &current_topics)?;
     let now = store::now();
     group.updated_at = now;
     group.next_push_at = integrations::next_push(&group, now);
@@ -424,7 +410,8 @@ pub async fn add_message(
     Path(name): Path<String>,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    known_group(&state, &name).await?;
+    let mut tx = state.begin().await?;
+    let group = integrations::existing_group(&mut tx, &name).await?;
     let mut input = Input::new(&body, Mode::Create)?;
     let data = match input.nullable_object("data") {
         Some(Some(data)) => Some(data),
@@ -439,8 +426,7 @@ pub async fn add_message(
     };
     input.finish()?;
     let data = data.unwrap_or_default();
-    let mut tx = state.begin().await?;
-    let id = integrations::add_message(&mut tx, &name, data, caller.user_id).await?;
+    let id = integrations::add_message(&mut tx, &group, data, caller.user_id).await?;
     let row = sql::get_message(tx.conn(), &name, id)
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -9,6 +9,7 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use crate::auth;
+use crate::domain::Error;
 use crate::events::topic;
 use crate::jobs::after;
 use crate::scheduling::Cron;
@@ -23,18 +24,6 @@ pub const DEFAULT_FETCH_LIMIT: i64 = 16;
 pub const MAX_FETCH_LIMIT: i64 = 1000;
 /// How long a batch's token can mark it.
 pub const BATCH_TOKEN_DAYS: i64 = 7;
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("invalid input")]
-    Invalid(FieldErrors),
-    #[error("not found")]
-    NotFound,
-    #[error("{0}")]
-    BadRequest(String),
-    #[error(transparent)]
-    Store(#[from] store::Error),
-}
 
 /// The token scope that allows only the poll API of `group`.
 pub fn poll_scope(group: &str) -> String {
@@ -141,17 +130,16 @@ fn event_message_data(event: &NewEventRow) -> Value {
     })
 }
 
-/// Adds a message by hand and records who did.
+/// Adds a message by hand to a group read in this transaction, and records who did.
 pub async fn add_message(
     tx: &mut Tx,
-    group: &str,
+    group: &GroupRow,
     data: Value,
     user_id: i64,
 ) -> Result<i64, Error> {
-    existing_group(tx, group).await?;
     let now = store::now();
     let message = NewMessage {
-        group: group.to_string(),
+        group: group.name.clone(),
         event_id: None,
         data,
         manual_created_by: Some(user_id),
@@ -256,7 +244,7 @@ pub async fn mark(tx: &mut Tx, name: &str, token: Option<&str>) -> Result<(u64, 
 async fn poll_group(tx: &mut Tx, name: &str) -> Result<GroupRow, Error> {
     let group = existing_group(tx, name).await?;
     if group.method != "poll" {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Refused(format!(
             "Integration group \"{name}\" pushes its messages (method \"send\"); it has no poll API."
         )));
     }
@@ -269,7 +257,7 @@ pub async fn issue_poll_token(tx: &mut Tx, name: &str) -> Result<String, Error> 
     auth::issue_scoped_token(tx, &poll_user_email(name), &poll_scope(name))
         .await
         .map_err(|err| match err {
-            auth::Error::Store(err) => Error::Store(err),
-            other => Error::BadRequest(other.to_string()),
+            auth::Error::Store(err) => err.into(),
+            other => Error::Refused(other.to_string()),
         })
 }
