@@ -110,23 +110,23 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
         let ids: Vec<i64> = batch.messages.iter().map(|m| m.id).collect();
         let (body, content_type) = push_body(&group.format, &batch.token, &batch.messages);
         let outcome = post(&client, &group, &batch.token, body, content_type).await;
+        let failed = outcome.is_err();
         let mut tx = ctx.db.begin().await?;
         let now = store::now();
-        match &outcome {
+        match outcome {
             Ok(()) => {
                 let hash = crate::auth::hash_token(&batch.token);
                 sql::mark_batch(tx.conn(), &group.name, &hash, &ids, now).await?;
                 sql::note_push(tx.conn(), &group.name, now).await?;
             }
-            Err((message, details)) => {
+            Err((message, mut details)) => {
                 sql::release_batch(tx.conn(), &group.name, &ids).await?;
-                let mut details = details.clone();
                 details["messages"] = json!(ids.len());
-                sql::insert_error(tx.conn(), &group.name, "push", message, details, now).await?;
+                sql::insert_error(tx.conn(), &group.name, "push", &message, details, now).await?;
             }
         }
         tx.commit().await?;
-        if outcome.is_err() || ids.is_empty() {
+        if failed || ids.is_empty() {
             break;
         }
     }
