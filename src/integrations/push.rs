@@ -95,9 +95,7 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
     loop {
         let batch = {
             let mut tx = ctx.db.begin().await?;
-            let batch = take_batch(&mut tx, &group, group.max_batch_size.into(), lease)
-                .await
-                .map_err(|err| Failure::permanent(err.to_string(), None))?;
+            let batch = take_batch(&mut tx, &group, group.max_batch_size.into(), lease).await?;
             tx.commit().await?;
             batch
         };
