@@ -1292,6 +1292,26 @@ async fn a_send_group_has_no_poll_api(backend: Backend) {
     assert_eq!(waiting(&app, "warehouse").await.len(), 1);
 }
 
+/// Fetches with one caller and path, checks the batch is `expected`, marks it with another
+/// caller, path and way of giving the token, and checks everything got marked.
+async fn round_trip(
+    app: &TestApp,
+    (fetch_caller, fetch_path): (Caller<'_>, String),
+    (mark_caller, mark_path, via): (Caller<'_>, String, Via),
+    expected: &[i64],
+) {
+    let batch = fetch_at(app, fetch_caller, &fetch_path)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(batch_ids(&batch), expected);
+    let marked = mark_at(app, mark_caller, &mark_path, &token_of(&batch), via)
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(counts(&marked), (expected.len() as i64, 0));
+}
+
 async fn a_scoped_poll_token_works_only_on_its_groups_fetch_and_mark(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
@@ -1315,72 +1335,28 @@ async fn a_scoped_poll_token_works_only_on_its_groups_fetch_and_mark(backend: Ba
 
     // As `Authorization: Token …` on the sbm paths.
     let first = add_messages(&app, "records", 2).await;
-    let batch = fetch_at(
-        &app,
-        Caller::Token(&token),
-        &with_limit(&fetch_path("records"), Some(10)),
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(batch_ids(&batch), first);
-    let marked = mark_at(
-        &app,
-        Caller::Token(&token),
-        &mark_path("records"),
-        &token_of(&batch),
-        Via::Query,
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(counts(&marked), (2, 0));
+    let fetch_sbm = with_limit(&fetch_path("records"), Some(10));
+    let token_caller = Caller::Token(&token);
+    let mark_sbm = (token_caller, mark_path("records"), Via::Query);
+    round_trip(&app, (token_caller, fetch_sbm), mark_sbm, &first).await;
 
     // As Haplo clients do: HTTP Basic with user `haplo`, on Haplo's paths.
     let second = add_messages(&app, "records", 2).await;
-    let batch = fetch_at(
+    let haplo = Caller::Basic("haplo", &token);
+    let mark_haplo = (haplo, haplo_mark_path("records"), Via::Form);
+    round_trip(
         &app,
-        Caller::Basic("haplo", &token),
-        &haplo_fetch_path("records"),
+        (haplo, haplo_fetch_path("records")),
+        mark_haplo,
+        &second,
     )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(batch_ids(&batch), second);
-    let marked = mark_at(
-        &app,
-        Caller::Basic("haplo", &token),
-        &haplo_mark_path("records"),
-        &token_of(&batch),
-        Via::Form,
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(counts(&marked), (2, 0));
+    .await;
 
     // Any user name; Basic on the sbm path, Token on Haplo's.
     let third = add_messages(&app, "records", 1).await;
-    let batch = fetch_at(
-        &app,
-        Caller::Basic("anyone", &token),
-        &fetch_path("records"),
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(batch_ids(&batch), third);
-    let marked = mark_at(
-        &app,
-        Caller::Token(&token),
-        &haplo_mark_path("records"),
-        &token_of(&batch),
-        Via::Json,
-    )
-    .await
-    .expect(200)
-    .json();
-    assert_eq!(counts(&marked), (1, 0));
+    let anyone = (Caller::Basic("anyone", &token), fetch_path("records"));
+    let mark_json = (token_caller, haplo_mark_path("records"), Via::Json);
+    round_trip(&app, anyone, mark_json, &third).await;
 
     // Nothing else.
     let records = group_path("records");
