@@ -5,6 +5,21 @@ use std::collections::BTreeMap;
 
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 
+/// DRF's message for a NUL character in text (its `ProhibitNullCharactersValidator`).
+pub const NUL_MESSAGE: &str = "Null characters are not allowed.";
+
+/// Refuses NUL characters in the names or values of query or form pairs: no engine stores them
+/// (PostgreSQL refuses NUL in text), so both engines refuse them alike.
+pub fn refuse_nul_pairs(pairs: &[(String, String)]) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    for (key, value) in pairs {
+        if key.contains('\0') || value.contains('\0') {
+            errors.add(key, NUL_MESSAGE);
+        }
+    }
+    errors.into_result()
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
 pub struct FieldErrors(BTreeMap<String, Vec<String>>);

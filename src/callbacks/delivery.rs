@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rand::SeedableRng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LINK, RETRY_AFTER};
-use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -222,7 +221,7 @@ fn webhook_id(chunk: &[DeliveryWork], batched: bool) -> String {
 }
 
 fn body_of(chunk: &[DeliveryWork], batched: bool) -> Vec<u8> {
-    let envelope = |w: &DeliveryWork| {
+    fn envelope(w: &DeliveryWork) -> events::Envelope<'_> {
         events::envelope_of(
             w.event_uuid,
             &w.event_type,
@@ -232,13 +231,13 @@ fn body_of(chunk: &[DeliveryWork], batched: bool) -> Vec<u8> {
             w.sequence,
             &w.data.0,
         )
-    };
-    let value = if batched {
-        Value::Array(chunk.iter().map(envelope).collect())
+    }
+    let body = if batched {
+        serde_json::to_vec(&chunk.iter().map(envelope).collect::<Vec<_>>())
     } else {
-        envelope(&chunk[0])
+        serde_json::to_vec(&envelope(&chunk[0]))
     };
-    serde_json::to_vec(&value).expect("JSON values serialize")
+    body.expect("envelopes serialize")
 }
 
 /// The headers of a delivery: Standard Webhooks' id, timestamp and signature, WebSub's

@@ -139,15 +139,17 @@ pub fn parse(
     })
 }
 
-/// Records the request and queues its verification of intent. A new (topic, callback) pair is
-/// stored as `pending`; an existing one keeps its state until the new request is verified.
-/// Unsubscribing a pair that was never subscribed is `NotFound`.
+/// Records `owner`'s request and queues its verification of intent. A subscription belongs to
+/// the user who made it: a pair new to `owner` is stored as their own `pending` subscription
+/// (even when another user subscribed the same pair), an existing one of theirs keeps its state
+/// until the new request is verified. Unsubscribing a pair `owner` never subscribed is
+/// `NotFound`, whether or not someone else did.
 pub async fn request(
     tx: &mut Tx,
     jobs_settings: &jobs::JobSettings,
     settings: &CallbackSettings,
     request: HubRequest,
-    user: Option<i64>,
+    owner: i64,
 ) -> Result<()> {
     let lease_seconds = settings.grant_lease(request.lease_seconds);
     let callback = match request.mode {
@@ -158,13 +160,13 @@ pub async fn request(
                 &request.topic.prefix,
                 &request.callback,
                 lease_seconds,
-                user,
+                owner,
                 store::now(),
             )
             .await?
         }
         Mode::Unsubscribe => {
-            sql::find_callback(tx.conn(), &request.topic.prefix, &request.callback)
+            sql::find_callback(tx.conn(), owner, &request.topic.prefix, &request.callback)
                 .await?
                 .ok_or(Error::NotFound)?
         }

@@ -24,31 +24,17 @@ impl MediaStore {
     /// Writes an upload under a fresh, unguessable name that keeps a sanitised extension from
     /// the original file name (players and the Message Sender go by it). The file is written to
     /// a temporary name and renamed, so a half-written file is never served.
-    pub async fn save(
-        &self,
-        original_name: Option<&str>,
-        media_type: Option<&str>,
-        bytes: &[u8],
-    ) -> std::io::Result<StoredFile> {
-        let ext = original_name.and_then(extension).unwrap_or_default();
-        let name = format!("{}{}", uuid::Uuid::new_v4().simple(), ext);
+    pub async fn save(&self, kind: &Accepted, bytes: &[u8]) -> std::io::Result<StoredFile> {
+        let name = format!("{}{}", uuid::Uuid::new_v4().simple(), kind.extension);
         tokio::fs::create_dir_all(&self.root).await?;
         let tmp = self.root.join(format!(".{name}.part"));
         let mut file = tokio::fs::File::create(&tmp).await?;
         file.write_all(bytes).await?;
         file.sync_all().await?;
         tokio::fs::rename(&tmp, self.root.join(&name)).await?;
-        let media_type = media_type
-            .filter(|t| !t.is_empty() && *t != "application/octet-stream")
-            .map(str::to_string)
-            .unwrap_or_else(|| {
-                mime_guess::from_path(&name)
-                    .first_or_octet_stream()
-                    .to_string()
-            });
         Ok(StoredFile {
             path: name,
-            media_type,
+            media_type: kind.media_type.clone(),
             size_bytes: bytes.len() as i64,
         })
     }
@@ -66,6 +52,81 @@ impl MediaStore {
     }
 }
 
+/// What an upload is stored as: its media type and the extension its file gets (files are
+/// served by extension, so the two always agree).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    pub media_type: String,
+    pub extension: String,
+}
+
+/// Images a text message may carry (the 2019 original's `image_url`). SVG is not one: it can
+/// hold script.
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+/// The usual extension of common types (mime_guess lists `.m2a` first for MPEG audio).
+const PREFERRED_EXTENSIONS: [(&str, &str); 8] = [
+    ("audio/mpeg", "mp3"),
+    ("audio/ogg", "ogg"),
+    ("audio/wav", "wav"),
+    ("audio/x-wav", "wav"),
+    ("audio/mp4", "m4a"),
+    ("audio/aac", "aac"),
+    ("audio/amr", "amr"),
+    ("image/jpeg", "jpg"),
+];
+
+/// Whether a Message Sender can play or attach content of this type: audio, and plain images.
+pub fn is_acceptable(media_type: &str) -> bool {
+    media_type.starts_with("audio/") || IMAGE_TYPES.contains(&media_type)
+}
+
+/// Decides what an upload is from its declared type (or, without one, its file name), refusing
+/// anything a Message Sender cannot play: uploaded files are served from the API's own origin,
+/// so an HTML or SVG file must never be stored as one. The error is for the caller.
+pub fn accept_upload(
+    original_name: Option<&str>,
+    declared_type: Option<&str>,
+) -> Result<Accepted, String> {
+    let name_ext = original_name.and_then(extension);
+    let guessed = |ext: &str| mime_guess::from_ext(ext.trim_start_matches('.')).first();
+    let media_type = declared_type
+        .map(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|t| !t.is_empty() && t != "application/octet-stream")
+        .or_else(|| name_ext.as_deref().and_then(guessed).map(|m| m.to_string()))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    if !is_acceptable(&media_type) {
+        return Err(format!(
+            "Upload an audio file (audio/*) or an image (PNG, JPEG, GIF or WebP); {media_type} is not accepted."
+        ));
+    }
+    // Keep the file's own extension when it names an acceptable type, else take the type's.
+    let extension = name_ext
+        .filter(|ext| guessed(ext).is_some_and(|m| is_acceptable(m.essence_str())))
+        .or_else(|| {
+            PREFERRED_EXTENSIONS
+                .iter()
+                .find(|(t, _)| *t == media_type)
+                .map(|(_, ext)| *ext)
+                .or_else(|| {
+                    mime_guess::get_mime_extensions_str(&media_type)
+                        .and_then(|exts| exts.first().copied())
+                })
+                .map(|ext| format!(".{ext}"))
+        })
+        .unwrap_or_default();
+    Ok(Accepted {
+        media_type,
+        extension,
+    })
+}
+
 /// ".mp3" from "welcome.MP3": letters and digits only, at most 10 of them.
 fn extension(name: &str) -> Option<String> {
     let ext = Path::new(name).extension()?.to_str()?;
@@ -75,7 +136,32 @@ fn extension(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::extension;
+    use super::*;
+
+    #[test]
+    fn audio_and_plain_images_are_accepted_and_keep_a_matching_extension() {
+        let mp3 = accept_upload(Some("week1.MP3"), Some("audio/mpeg")).unwrap();
+        assert_eq!(
+            (mp3.media_type.as_str(), mp3.extension.as_str()),
+            ("audio/mpeg", ".mp3")
+        );
+        let guessed = accept_upload(Some("week1.ogg"), None).unwrap();
+        assert_eq!(guessed.media_type, "audio/ogg");
+        let png = accept_upload(Some("x.png"), Some("image/png")).unwrap();
+        assert_eq!(png.extension, ".png");
+        // A declared audio type with a dangerous extension is stored under an audio one.
+        let disguised = accept_upload(Some("x.html"), Some("audio/mpeg")).unwrap();
+        assert_eq!(disguised.extension, ".mp3");
+    }
+
+    #[test]
+    fn html_svg_and_unknown_uploads_are_refused() {
+        assert!(accept_upload(Some("x.html"), Some("text/html")).is_err());
+        assert!(accept_upload(Some("x.svg"), Some("image/svg+xml")).is_err());
+        assert!(accept_upload(Some("x.html"), None).is_err());
+        assert!(accept_upload(Some("x.bin"), Some("application/octet-stream")).is_err());
+        assert!(accept_upload(None, None).is_err());
+    }
 
     #[test]
     fn extensions_are_sanitised() {

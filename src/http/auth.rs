@@ -142,7 +142,10 @@ where
 
 /// Whoever may ask for a send: the Seed Scheduler with `SCHEDULER_INBOUND_API_TOKEN`, or any
 /// user.
-pub struct SendCaller;
+pub enum SendCaller {
+    Scheduler,
+    User(Caller),
+}
 
 impl<S> FromRequestParts<S> for SendCaller
 where
@@ -157,10 +160,10 @@ where
         // Comparing hashes keeps the comparison's timing independent of the secret.
         let inbound = app.scheduler_inbound_token.as_deref().map(auth::hash_token);
         if inbound.is_some_and(|hash| hash == auth::hash_token(&token)) {
-            return Ok(SendCaller);
+            return Ok(SendCaller::Scheduler);
         }
         User::from_request_parts(parts, state)
             .await
-            .map(|_| SendCaller)
+            .map(|User(caller)| SendCaller::User(caller))
     }
 }

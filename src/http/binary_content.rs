@@ -96,7 +96,8 @@ async fn store_upload(
             continue;
         }
         let file_name = field.file_name().map(str::to_string);
-        let media_type = field.content_type().map(str::to_string);
+        let kind = crate::content::media::accept_upload(file_name.as_deref(), field.content_type())
+            .map_err(|message| ApiError::Invalid(FieldErrors::single("content", message)))?;
         let bytes = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
         if bytes.is_empty() {
             return Err(ApiError::Invalid(FieldErrors::single(
@@ -104,13 +105,9 @@ async fn store_upload(
                 "The submitted file is empty.",
             )));
         }
-        let stored = state
-            .media
-            .save(file_name.as_deref(), media_type.as_deref(), &bytes)
-            .await
-            .map_err(|e| {
-                ApiError::internal(anyhow::Error::new(e).context("writing uploaded file"))
-            })?;
+        let stored = state.media.save(&kind, &bytes).await.map_err(|e| {
+            ApiError::internal(anyhow::Error::new(e).context("writing uploaded file"))
+        })?;
         return Ok(Some(stored));
     }
     Ok(None)

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::error::ApiError;
 use super::AppState;
+use crate::validation::{FieldErrors, NON_FIELD_ERRORS, NUL_MESSAGE};
 
 /// The request body as JSON. An empty body reads as `{}`, as in DRF.
 pub struct Body(pub Value);
@@ -22,7 +23,63 @@ where
         let limit = AppState::from_ref(state).settings.max_body_bytes;
         let content_type = content_type(&req);
         let bytes = read_limited(req, limit).await?;
-        parse(&content_type, &bytes).map(Body)
+        let value = parse(&content_type, &bytes)?;
+        check_storable(&value).map_err(ApiError::Invalid)?;
+        Ok(Body(value))
+    }
+}
+
+/// The deepest nesting a body may have. Stored values are read back inside larger documents
+/// (an event embeds a subscription's metadata three levels down) by readers that stop at 128
+/// levels (serde_json's limit), so input stays far inside that.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// Refuses what no engine can store or every reader read back: NUL characters in text (which
+/// PostgreSQL cannot hold; SQLite would, so both refuse alike) and nesting deeper than
+/// [`MAX_JSON_DEPTH`]. Errors are reported under the top-level field they are in.
+pub fn check_storable(body: &Value) -> Result<(), FieldErrors> {
+    let mut errors = FieldErrors::new();
+    match body {
+        Value::Object(fields) => {
+            for (name, value) in fields {
+                if name.contains('\0') {
+                    errors.add(NON_FIELD_ERRORS, NUL_MESSAGE);
+                }
+                check_field(name, value, &mut errors);
+            }
+        }
+        other => check_field(NON_FIELD_ERRORS, other, &mut errors),
+    }
+    errors.into_result()
+}
+
+fn check_field(name: &str, value: &Value, errors: &mut FieldErrors) {
+    // An explicit stack: a hostile body must not be able to exhaust this thread's.
+    let mut stack = vec![(value, 2usize)];
+    let (mut nul, mut too_deep) = (false, false);
+    while let Some((value, depth)) = stack.pop() {
+        match value {
+            Value::String(s) => nul |= s.contains('\0'),
+            Value::Array(items) => {
+                too_deep |= depth > MAX_JSON_DEPTH;
+                stack.extend(items.iter().map(|v| (v, depth + 1)));
+            }
+            Value::Object(fields) => {
+                too_deep |= depth > MAX_JSON_DEPTH;
+                nul |= fields.keys().any(|k| k.contains('\0'));
+                stack.extend(fields.values().map(|v| (v, depth + 1)));
+            }
+            _ => {}
+        }
+    }
+    if nul {
+        errors.add(name, NUL_MESSAGE);
+    }
+    if too_deep {
+        errors.add(
+            name,
+            format!("Nested too deeply: a body may have at most {MAX_JSON_DEPTH} levels."),
+        );
     }
 }
 
@@ -106,6 +163,26 @@ mod tests {
             parse("application/json", b"").unwrap(),
             serde_json::json!({})
         );
+    }
+
+    #[test]
+    fn nul_characters_and_deep_nesting_are_refused_under_their_field() {
+        let nul = serde_json::json!({"short_name": "a\u{0}b", "metadata": {"k": ["x\u{0}"]}});
+        let errors = check_storable(&nul).unwrap_err();
+        assert_eq!(errors.messages("short_name"), [NUL_MESSAGE]);
+        assert_eq!(errors.messages("metadata"), [NUL_MESSAGE]);
+        let mut deep = serde_json::json!(1);
+        for _ in 0..MAX_JSON_DEPTH {
+            deep = serde_json::json!({ "a": deep });
+        }
+        // The body's own object is the first level: this metadata makes it one too many.
+        assert!(
+            check_storable(&serde_json::json!({"metadata": deep.clone()}))
+                .unwrap_err()
+                .has("metadata")
+        );
+        let fits = deep["a"].clone();
+        assert!(check_storable(&serde_json::json!({"metadata": fits})).is_ok());
     }
 
     #[test]

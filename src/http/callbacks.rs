@@ -53,7 +53,9 @@ where
             return Err(ApiError::UnsupportedMediaType(content_type));
         }
         let bytes = read_limited(req, limit).await?;
-        parse_form(&bytes).map(Form)
+        let pairs = parse_form(&bytes)?;
+        crate::validation::refuse_nul_pairs(&pairs).map_err(ApiError::Invalid)?;
+        Ok(Form(pairs))
     }
 }
 
@@ -75,7 +77,7 @@ pub async fn subscribe(
         &state.effects.jobs,
         &state.hub.settings,
         request,
-        Some(caller.user_id),
+        caller.user_id,
     )
     .await?;
     state.commit(tx).await?;

@@ -1,9 +1,10 @@
 //! `/api/v1/events/`: the lifecycle events every change writes (docs/events.md).
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::Value;
 
 use super::auth::User;
 use super::callbacks::{delivery_out, DeliveryOut};
@@ -13,6 +14,7 @@ use super::{AppState, UuidId};
 use crate::events::{self, topic};
 use crate::store::events as sql;
 use crate::store::filter::{Condition, Op, Value as FilterValue};
+use crate::store::Page;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -28,11 +30,7 @@ pub fn router() -> Router<AppState> {
         ("since" = Option<String>, Query), ("until" = Option<String>, Query),
         ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
     responses((status = 200, description = "Events, oldest first")))]
-pub async fn list(
-    State(state): State<AppState>,
-    _: User,
-    req: ListRequest,
-) -> ApiResult<Json<Paginated<Value>>> {
+pub async fn list(State(state): State<AppState>, _: User, req: ListRequest) -> ApiResult<Response> {
     let mut conditions = Filters::new(&req.params)
         .text("type", "type")
         .text("object_type", "object_type")
@@ -53,7 +51,12 @@ pub async fn list(
     }
     let mut conn = state.db.acquire().await?;
     let page = sql::list_events(conn.conn(), &conditions, req.slice).await?;
-    Ok(Json(req.respond(page, |row| events::envelope(&row))))
+    let rows = page.rows;
+    let page = Page {
+        count: page.count,
+        rows: rows.iter().collect(),
+    };
+    Ok(json_response(&req.respond(page, events::envelope)))
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/", tag = "events", params(("id" = uuid::Uuid, Path)),
@@ -62,19 +65,26 @@ pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
     UuidId(id): UuidId,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let mut conn = state.db.acquire().await?;
     let row = sql::get_event(conn.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    Ok(Json(events::envelope(&row)))
+    Ok(json_response(&events::envelope(&row)))
+}
+
+/// A JSON response of a value that borrows from rows read here (events keep their data as the
+/// stored text, which is written out as it is).
+fn json_response(value: &impl serde::Serialize) -> Response {
+    let body = serde_json::to_vec(value).expect("events serialize");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/deliveries/", tag = "events", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
 pub async fn deliveries(
     State(state): State<AppState>,
-    _: User,
+    User(caller): User,
     UuidId(id): UuidId,
     req: ListRequest,
 ) -> ApiResult<Json<Paginated<DeliveryOut>>> {
@@ -82,7 +92,14 @@ pub async fn deliveries(
     let event = sql::get_event(conn.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let conditions = [Condition::eq("event_id", FilterValue::Int(event.id))];
+    // Deliveries belong to their callback's owner, as on the callbacks' own routes.
+    let mut conditions = vec![Condition::eq("event_id", FilterValue::Int(event.id))];
+    if !caller.is_admin {
+        conditions.push(Condition::eq(
+            "callback_owner",
+            FilterValue::Int(caller.user_id),
+        ));
+    }
     let page = sql::list_deliveries(conn.conn(), &conditions, req.slice).await?;
     Ok(Json(req.respond(page, delivery_out)))
 }

@@ -70,7 +70,7 @@ pub async fn requeue(
     _: User,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
-    let count = sql::requeue_failed_jobs(tx.conn(), crate::store::now()).await?;
+    let count = crate::jobs::requeue_failed(&mut tx).await?;
     state.commit(tx).await?;
     tracing::info!(count, "re-queued failed tasks");
     Ok((

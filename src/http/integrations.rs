@@ -369,7 +369,7 @@ fn message_out(row: MessageRow) -> Value {
         "leased_until": row.leased_until.map(time),
         "event_id": row.event_id,
         "manual_created_by": row.manual_created_by_email,
-        "data": row.data.0,
+        "data": crate::integrations::read_data(row.id, &row.data.0),
     })
 }
 

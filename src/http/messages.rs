@@ -254,32 +254,57 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Whether the client asked for JSON rather than for the content itself.
-fn wants_json(headers: &HeaderMap) -> bool {
-    headers
+/// Whether the client asked for the content itself rather than the original's JSON view: with
+/// `?format=raw`, or with an `Accept` that names an audio or text type and not JSON. Plain HTTP
+/// clients (`*/*`, no `Accept`) get the JSON view, which is what existing callers parse.
+fn wants_raw(query: Option<&str>, headers: &HeaderMap) -> bool {
+    let format = query
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .and_then(|pairs| pairs.into_iter().rev().find(|(k, _)| k == "format"))
+        .map(|(_, v)| v);
+    match format.as_deref() {
+        Some("raw") => return true,
+        Some(_) => return false,
+        None => {}
+    }
+    let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"))
+        .unwrap_or("");
+    let types: Vec<String> = accept
+        .split(',')
+        .map(super::body::essence)
+        .collect();
+    let names_json = types
+        .iter()
+        .any(|t| t == "application/json" || t.ends_with("+json"));
+    let names_media = types
+        .iter()
+        .any(|t| t.starts_with("audio/") || t.starts_with("text/"));
+    names_media && !names_json
 }
 
-/// The message's content: the binary file's bytes with its media type when it has one (audio),
-/// else its text as `text/plain`. With `Accept: application/json` it answers the original's
-/// JSON view instead (the message with its binary content nested).
-#[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content", params(("id" = i64, Path)),
-    responses((status = 200, description = "The audio bytes, the text, or (Accept: application/json) MessageDetailOut"),
+/// The message: by default the original's JSON view (the message with its binary content
+/// nested); with `?format=raw` or an `Accept` naming an audio or text type (and not JSON), the
+/// binary file's bytes with its media type when it has one (audio), else its text as
+/// `text/plain`.
+#[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content",
+    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "`raw` for the audio bytes or the text instead of the JSON view")),
+    responses((status = 200, description = "MessageDetailOut by default; the audio bytes or the text with ?format=raw or Accept: audio/*, text/*"),
               (status = 404)))]
 pub async fn message_content(
     State(state): State<AppState>,
     _: User,
     base: BaseUrl,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     Id(id): Id,
 ) -> ApiResult<Response> {
     let mut conn = state.db.acquire().await?;
     let message = sql::get_message(conn.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if wants_json(&headers) {
+    if !wants_raw(uri.query(), &headers) {
         let detail = nested_messages(&mut conn, &base, vec![message])
             .await?
             .remove(0);
@@ -293,7 +318,9 @@ pub async fn message_content(
                     anyhow::Error::new(e).context(format!("reading media file {}", binary.path)),
                 )
             })?;
-            return Ok(([(header::CONTENT_TYPE, binary.media_type)], bytes).into_response());
+            let mut response = ([(header::CONTENT_TYPE, binary.media_type)], bytes).into_response();
+            super::media::protect(response.headers_mut());
+            return Ok(response);
         }
     }
     let text = message.text_content.unwrap_or_default();

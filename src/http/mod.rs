@@ -16,6 +16,7 @@ mod events;
 mod failed_tasks;
 mod health;
 pub mod integrations;
+mod media;
 mod message_sets;
 mod messages;
 mod observability;
@@ -105,12 +106,28 @@ pub fn router(state: AppState) -> Router {
         .merge(openapi::router())
         .nest_service(
             "/media",
-            tower_http::services::ServeDir::new(state.media.root()),
+            tower::ServiceBuilder::new()
+                .map_response(media::guard)
+                .service(tower_http::services::ServeDir::new(state.media.root())),
         )
         .route_layer(axum::middleware::from_fn(observability::track))
+        .layer(axum::middleware::from_fn(refuse_nul_in_path))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+}
+
+/// A path with a NUL in it names nothing any engine could store (PostgreSQL refuses NUL in
+/// text), so it is not found, before any handler looks it up.
+async fn refuse_nul_in_path(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.uri().path().contains("%00") {
+        return ApiError::NotFound.into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found() -> ApiError {

@@ -20,11 +20,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        serde_urlencoded::from_str(query)
-            .map(Params)
-            .map_err(|e| ApiError::BadRequest(format!("Malformed query string: {e}")))
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed query string: {e}")))?;
+        crate::validation::refuse_nul_pairs(&pairs).map_err(ApiError::Invalid)?;
+        Ok(Params(pairs))
     }
 }
+
+/// The largest `offset` a list accepts: no list holds that many rows, and links computed from
+/// it cannot overflow.
+pub const MAX_OFFSET: i64 = i32::MAX as i64;
 
 /// Parses a boolean as Python clients send it (`True`), as well as `true` and `1`.
 pub fn parse_bool(value: &str) -> Option<bool> {
@@ -77,6 +82,12 @@ impl Params {
             Some(n) => n.min(max_limit),
         };
         let offset = self.non_negative("offset", &mut errors).unwrap_or(0);
+        if offset > MAX_OFFSET {
+            errors.add(
+                "offset",
+                format!("Ensure this value is less than or equal to {MAX_OFFSET}."),
+            );
+        }
         errors.into_result().map(|()| Slice { limit, offset })
     }
 }
@@ -207,9 +218,12 @@ impl ListRequest {
     /// Wraps a page of rows in the envelope, mapping each row to its wire form.
     pub fn respond<R, T>(&self, page: Page<R>, to_wire: impl Fn(R) -> T) -> Paginated<T> {
         let Slice { limit, offset } = self.slice;
-        let next = (offset + limit < page.count).then(|| self.link(Some(offset + limit)));
+        let next = offset
+            .checked_add(limit)
+            .filter(|end| *end < page.count)
+            .map(|end| self.link(Some(end)));
         let previous = (offset > 0).then(|| {
-            let back = offset - limit;
+            let back = offset.saturating_sub(limit);
             self.link((back > 0).then_some(back))
         });
         Paginated {
@@ -251,6 +265,16 @@ mod tests {
         );
         assert!(params(&[("limit", "abc")]).slice(100, 1000).is_err());
         assert!(params(&[("offset", "-1")]).slice(100, 1000).is_err());
+        assert!(params(&[("offset", "9223372036854775807")])
+            .slice(100, 1000)
+            .is_err());
+        assert_eq!(
+            params(&[("offset", "2147483647")])
+                .slice(100, 1000)
+                .unwrap()
+                .offset,
+            MAX_OFFSET
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::{ApiError, ApiResult, AppState, UuidId};
 use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
 use crate::subscriptions::model::{Subscription, SubscriptionFields};
-use crate::subscriptions::{self, SendRequest};
+use crate::subscriptions::{self, Requester, SendRequest};
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -327,33 +327,47 @@ pub async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The Seed Scheduler's POST-back: send the subscription its next message. Repeats of a
-/// request (the Scheduler delivers at least once) are accepted and add nothing.
+/// The Seed Scheduler's POST-back: send the subscription its next message. A subscription that
+/// exists but takes no sends answers 201 as the original did (the Scheduler retries every 4xx),
+/// sends nothing and has its Scheduler schedule disabled. The Scheduler's repeats (it delivers
+/// at least once) are accepted, say so, and add nothing; a user's every request is a message,
+/// sent in turn after the one before it.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 201, description = "{\"accepted\": true}"), (status = 400, description = "{\"accepted\": false, \"reason\": ...}")))]
+    responses((status = 201, description = "{\"accepted\": true} (with a \"reason\" when the request was a repeat and added nothing)"),
+        (status = 400, description = "{\"accepted\": false, \"reason\": ...}: no such subscription")))]
 pub async fn send(
     State(state): State<AppState>,
-    _: SendCaller,
+    caller: SendCaller,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let refused = |reason: &str| {
+    let missing = || {
         Ok((
             StatusCode::BAD_REQUEST,
-            Json(json!({"accepted": false, "reason": reason})),
+            Json(json!({"accepted": false, "reason": "Missing subscription in control"})),
         ))
     };
     let Ok(id) = Uuid::parse_str(&id) else {
-        return refused("Missing subscription in control");
+        return missing();
+    };
+    let requester = match caller {
+        SendCaller::Scheduler => Requester::Scheduler {
+            window: state.send_dedupe_window,
+        },
+        SendCaller::User(_) => Requester::User,
     };
     let mut tx = state.begin().await?;
-    let outcome =
-        subscriptions::request_send(&mut tx, &state.effects, id, state.send_dedupe_window).await?;
+    let outcome = subscriptions::request_send(&mut tx, &state.effects, id, requester).await?;
     state.commit(tx).await?;
+    let accepted = |body: Value| Ok((StatusCode::CREATED, Json(body)));
     match outcome {
-        SendRequest::Accepted | SendRequest::Duplicate => {
-            Ok((StatusCode::CREATED, Json(json!({"accepted": true}))))
+        SendRequest::Accepted | SendRequest::Queued | SendRequest::NotLive(_) => {
+            accepted(json!({"accepted": true}))
         }
-        SendRequest::Refused(reason) => refused(reason),
+        SendRequest::Duplicate => accepted(json!({
+            "accepted": true,
+            "reason": "A repeat of a send requested moments ago, or of one still waiting: nothing more was queued.",
+        })),
+        SendRequest::Missing => missing(),
     }
 }
 

@@ -205,8 +205,18 @@ fn outgoing(m: BatchMessage) -> OutgoingMessage {
     OutgoingMessage {
         id: m.id,
         created_at: m.created_at,
-        data: m.data.0,
+        data: read_data(m.id, &m.data.0),
     }
+}
+
+/// A stored message's data. One that cannot be read (nested deeper than the JSON reader goes,
+/// from before input was bounded) is set aside as a visible error in its own place, so that it
+/// can never stop a fetch, a push or a list.
+pub fn read_data(id: i64, raw: &serde_json::value::RawValue) -> Value {
+    serde_json::from_str(raw.get()).unwrap_or_else(|err| {
+        tracing::error!(message = id, error = %err, "an integration message's data cannot be read");
+        json!({"sbm_error": format!("this message's data cannot be read: {err}")})
+    })
 }
 
 /// A poll fetch: the batch plus how many other messages wait.

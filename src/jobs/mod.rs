@@ -136,6 +136,23 @@ impl JobSettings {
     }
 }
 
+/// Re-queued failed tasks become due this many at a time…
+pub const REQUEUE_BATCH: usize = 200;
+/// …one batch a second: a few hundred jobs a second is well within what one worker and either
+/// engine take alongside their other work.
+pub const REQUEUE_SPACING_SECS: i64 = 1;
+
+/// Puts the failed tasks back in the queue (see [`sql::requeue_failed_jobs`]); returns how many.
+pub async fn requeue_failed(tx: &mut Tx) -> store::Result<u64> {
+    sql::requeue_failed_jobs(
+        tx.conn(),
+        store::now(),
+        REQUEUE_BATCH,
+        chrono::Duration::seconds(REQUEUE_SPACING_SECS),
+    )
+    .await
+}
+
 pub fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
 }

@@ -277,10 +277,33 @@ async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow, subscription: Opt
     metrics::histogram!("sbm_job_duration_seconds", "kind" => row.kind.clone())
         .record(started.elapsed().as_secs_f64());
     if let Err(failure) = outcome {
-        if let Err(err) = record_failure(ctx, &claim, &failure).await {
-            tracing::error!(job = row.id, error = ?err, "could not record a job failure; it runs again after its lease");
+        record_failure_patiently(ctx, &claim, &failure).await;
+    }
+}
+
+/// Records a failure, waiting out a busy database (a pool that is empty for a moment, SQLite's
+/// write lock) instead of giving up at once: under its own load the worker must still get its
+/// outcomes written, or each job runs again only after its lease, costing an attempt.
+async fn record_failure_patiently(ctx: &JobContext, claim: &Claim<'_>, failure: &Failure) {
+    let mut pause = Duration::from_millis(50);
+    for _ in 0..8 {
+        match record_failure(ctx, claim, failure).await {
+            Ok(()) => return,
+            Err(store::Error::Unavailable(err)) => {
+                tracing::warn!(job = claim.row.id, error = %err, "database busy while recording a job failure; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(err) => {
+                tracing::error!(job = claim.row.id, error = ?err, "could not record a job failure; it runs again after its lease");
+                return;
+            }
         }
     }
+    tracing::error!(
+        job = claim.row.id,
+        "database busy too long to record a job failure; it runs again after its lease"
+    );
 }
 
 async fn execute(
@@ -417,6 +440,11 @@ async fn record_failure(
             },
         )
         .await?;
+        if !retry {
+            // The failed send is done with: a user's send queued behind it goes next.
+            crate::subscriptions::release_queued_sends(&mut tx, &ctx.effects, &[subscription])
+                .await?;
+        }
     }
     tx.commit().await
 }

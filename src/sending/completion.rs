@@ -135,6 +135,8 @@ async fn commit(
         // recorded here already, so that holder's advance finds nothing left to do.
         jobs_sql::finish_jobs(tx.conn(), &ids, worker).await?;
     }
+    let finished: Vec<uuid::Uuid> = completions.iter().map(|c| c.subscription.id).collect();
+    subscriptions::release_queued_sends(&mut tx, effects, &finished).await?;
     tx.commit().await?;
     metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "")
         .increment(completions.len() as u64);

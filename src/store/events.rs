@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{FromRow, QueryBuilder};
@@ -21,7 +22,9 @@ pub struct EventRow {
     pub object_id: String,
     pub sequence: i64,
     pub occurred_at: DateTime<Utc>,
-    pub data: Json<Value>,
+    /// Kept as the stored text: reading it never parses it, so no stored value (however deep)
+    /// can fail a list or a delivery pass.
+    pub data: Json<Box<RawValue>>,
     pub spread_at: Option<DateTime<Utc>>,
 }
 
@@ -164,16 +167,39 @@ async fn prefer_index_walks(c: &mut sqlx::PgConnection) -> std::result::Result<(
 
 /// Fans out up to `limit` events that have not been spread to the active, unexpired callbacks
 /// whose topic matches them, and marks them spread. A (event, callback) pair gets one delivery
-/// however often this runs. Returns (events spread, deliveries written).
+/// however often this runs. A callback gets only events committed after it became active (see
+/// [`activate_callback`]), and a user's callback URL gets one delivery of an event however many
+/// of their subscriptions match it: the oldest matching subscription's (docs/events.md).
+/// Returns (events spread, deliveries written).
 pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Result<(u64, u64)> {
-    const FAN_OUT: &str = "insert into delivery (event_id, callback_id, state, attempts, next_attempt_at, created_at, updated_at) \
-        select e.id, c.id, 'pending', 0, $2, $2, $2 from event e join callback c \
-            on c.state = 'active' and c.lease_expires_at > $2 \
-            and (c.topic_prefix = '' or lower(e.type) = c.topic_prefix \
-                 or substr(lower(e.type), 1, length(c.topic_prefix) + 1) = c.topic_prefix || '.') \
+    // `{c}` is the callback alias, `{after}` the dialect's "committed after its activation".
+    const MATCHES: &str = "{c}.state = 'active' and {c}.lease_expires_at > $2 \
+        and ({c}.topic_prefix = '' or lower(e.type) = {c}.topic_prefix \
+             or substr(lower(e.type), 1, length({c}.topic_prefix) + 1) = {c}.topic_prefix || '.') \
+        and {after}";
+    const POSTGRES_AFTER: &str = "({c}.activated_snapshot is null or (e.txid is not null \
+        and not pg_visible_in_snapshot(e.txid, {c}.activated_snapshot)))";
+    const SQLITE_AFTER: &str =
+        "({c}.activated_after_event is null or e.id > {c}.activated_after_event)";
+    let after = match conn.backend() {
+        super::Backend::Postgres => POSTGRES_AFTER,
+        super::Backend::Sqlite => SQLITE_AFTER,
+    };
+    let matches = |alias: &str| MATCHES.replace("{after}", after).replace("{c}", alias);
+    let fan_out = format!(
+        "insert into delivery (event_id, callback_id, state, attempts, next_attempt_at, created_at, updated_at) \
+        select e.id, c.id, 'pending', 0, $2, $2, $2 from event e join callback c on {} \
         where e.id >= $1 and e.id <= $3 and e.spread_at is null \
+        and not exists (select 1 from callback o where o.callback_url = c.callback_url \
+            and o.created_by = c.created_by \
+            and (o.created_at < c.created_at or (o.created_at = c.created_at and o.id < c.id)) \
+            and {}) \
         order by e.id, c.id \
-        on conflict (event_id, callback_id) do nothing";
+        on conflict (event_id, callback_id) do nothing",
+        matches("c"),
+        matches("o"),
+    );
+    let fan_out = fan_out.as_str();
     const MARK: &str =
         "update event set spread_at = $2 where id >= $1 and id <= $3 and spread_at is null";
     Ok(match conn {
@@ -191,7 +217,7 @@ pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Re
             };
             // The range may hold events another worker has locked; `spread_at is null` and
             // the conflict rule make fanning them out here too harmless.
-            let fanned = sqlx::query(&FAN_OUT.replace(
+            let fanned = sqlx::query(&fan_out.replace(
                 "e.spread_at is null",
                 "e.spread_at is null and e.id = any($4)",
             ))
@@ -222,7 +248,7 @@ pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Re
             let (Some(first), Some(last)) = range else {
                 return Ok((0, 0));
             };
-            let fanned = sqlx::query(FAN_OUT)
+            let fanned = sqlx::query(fan_out)
                 .bind(first)
                 .bind(now)
                 .bind(last)
@@ -275,31 +301,35 @@ pub async fn get_callback(conn: Conn<'_>, id: Uuid) -> Result<Option<CallbackRow
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await)?)
 }
 
+/// `owner`'s callback for (topic, URL): another user's subscription of the same pair is not it.
 pub async fn find_callback(
     conn: Conn<'_>,
+    owner: i64,
     topic_prefix: &str,
     callback_url: &str,
 ) -> Result<Option<CallbackRow>> {
-    const SQL: &str = "select * from callback where topic_prefix = $1 and callback_url = $2";
+    const SQL: &str =
+        "select * from callback where created_by = $1 and topic_prefix = $2 and callback_url = $3";
     Ok(
-        on_conn!(conn, c => sqlx::query_as(SQL).bind(topic_prefix).bind(callback_url).fetch_optional(&mut *c).await)?,
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(owner).bind(topic_prefix).bind(callback_url).fetch_optional(&mut *c).await)?,
     )
 }
 
-/// The callback for (topic, URL), created `pending` if there is none yet.
+/// `owner`'s callback for (topic, URL), created `pending` if they have none yet.
 pub async fn pending_callback(
     conn: Conn<'_>,
     topic: &str,
     topic_prefix: &str,
     callback_url: &str,
     lease_seconds: i64,
-    created_by: Option<i64>,
+    owner: i64,
     now: DateTime<Utc>,
 ) -> Result<CallbackRow> {
     const INSERT: &str = "insert into callback (id, topic, topic_prefix, callback_url, state, lease_seconds, created_by, created_at, updated_at) \
         values ($1, $2, $3, $4, 'pending', $5, $6, $7, $7) \
-        on conflict (topic_prefix, callback_url) do nothing";
-    const SELECT: &str = "select * from callback where topic_prefix = $1 and callback_url = $2";
+        on conflict (created_by, topic_prefix, callback_url) do nothing";
+    const SELECT: &str =
+        "select * from callback where created_by = $1 and topic_prefix = $2 and callback_url = $3";
     Ok(on_conn!(conn, c => {
         sqlx::query(INSERT)
             .bind(Uuid::new_v4())
@@ -307,15 +337,17 @@ pub async fn pending_callback(
             .bind(topic_prefix)
             .bind(callback_url)
             .bind(lease_seconds)
-            .bind(created_by)
+            .bind(owner)
             .bind(now)
             .execute(&mut *c)
             .await?;
-        sqlx::query_as(SELECT).bind(topic_prefix).bind(callback_url).fetch_one(&mut *c).await
+        sqlx::query_as(SELECT).bind(owner).bind(topic_prefix).bind(callback_url).fetch_one(&mut *c).await
     })?)
 }
 
-/// A verified subscription: active with the new lease and secret.
+/// A verified subscription: active with the new lease and secret. A callback that becomes active
+/// (rather than renewing) records where it starts: it receives only events committed after
+/// this (see the fan-out in [`spread_events`]).
 pub async fn activate_callback(
     conn: Conn<'_>,
     id: Uuid,
@@ -325,11 +357,22 @@ pub async fn activate_callback(
     now: DateTime<Utc>,
 ) -> Result<Option<CallbackRow>> {
     const SQL: &str = "update callback set state = 'active', state_reason = null, topic = $2, secret = $3, \
-        lease_seconds = $4, lease_expires_at = $5, failing_since = null, verified_at = $6, updated_at = $6 \
-        where id = $1 returning *";
+        lease_seconds = $4, lease_expires_at = $5, failing_since = null, verified_at = $6, updated_at = $6, \
+        {starts} where id = $1 returning *";
+    const POSTGRES_START: &str = "activated_snapshot = case when state = 'active' \
+        then activated_snapshot else pg_current_snapshot() end";
+    const SQLITE_START: &str = "activated_after_event = case when state = 'active' \
+        then activated_after_event else (select coalesce(max(id), 0) from event) end";
     let expires = now + chrono::Duration::seconds(lease_seconds);
+    let sql = SQL.replace(
+        "{starts}",
+        match conn.backend() {
+            super::Backend::Postgres => POSTGRES_START,
+            super::Backend::Sqlite => SQLITE_START,
+        },
+    );
     Ok(
-        on_conn!(conn, c => sqlx::query_as(SQL).bind(id).bind(topic).bind(secret).bind(lease_seconds).bind(expires).bind(now).fetch_optional(&mut *c).await)?,
+        on_conn!(conn, c => sqlx::query_as(&sql).bind(id).bind(topic).bind(secret).bind(lease_seconds).bind(expires).bind(now).fetch_optional(&mut *c).await)?,
     )
 }
 
@@ -428,8 +471,11 @@ pub struct DeliveryView {
     pub event_type: String,
 }
 
-const DELIVERY_VIEW: &str =
-    "(select d.*, e.event_id as event_uuid, e.type as event_type from delivery d join event e on e.id = d.event_id) v";
+/// Deliveries with their event's public id and type, and the owner of their callback (whom the
+/// API shows them to).
+const DELIVERY_VIEW: &str = "(select d.*, e.event_id as event_uuid, e.type as event_type, \
+    cb.created_by as callback_owner from delivery d join event e on e.id = d.event_id \
+    join callback cb on cb.id = d.callback_id) v";
 
 pub async fn list_deliveries(
     conn: Conn<'_>,
@@ -505,7 +551,8 @@ pub struct DeliveryWork {
     pub object_id: String,
     pub sequence: i64,
     pub occurred_at: DateTime<Utc>,
-    pub data: Json<Value>,
+    /// As in [`EventRow::data`].
+    pub data: Json<Box<RawValue>>,
 }
 
 /// Claims up to `limit` due deliveries of callbacks that take deliveries (active, or expired

@@ -1,6 +1,7 @@
 //! Integration groups, their messages, batches, errors and audit trail (docs/integrations.md).
 
 use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::QueryBuilder;
@@ -247,7 +248,8 @@ pub struct MessageRow {
     pub group_name: String,
     pub event_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
-    pub data: Json<Value>,
+    /// As stored: parsed by the reader, one message at a time (see `integrations::read_data`).
+    pub data: Json<Box<RawValue>>,
     pub manual_created_by: Option<i64>,
     pub manual_created_by_email: Option<String>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -313,7 +315,8 @@ pub async fn audit_trail(conn: Conn<'_>, message_id: i64) -> Result<Vec<AuditRow
 pub struct BatchMessage {
     pub id: i64,
     pub created_at: DateTime<Utc>,
-    pub data: Json<Value>,
+    /// As in [`MessageRow::data`].
+    pub data: Json<Box<RawValue>>,
 }
 
 /// Takes up to `limit` of the group's oldest waiting messages that no batch holds, holds them

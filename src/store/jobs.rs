@@ -165,19 +165,44 @@ pub async fn list_failed_jobs(conn: Conn<'_>, slice: Slice) -> Result<Page<JobRo
 /// Puts failed jobs back in the queue with fresh attempts; returns how many. Of several failed
 /// jobs that do the same thing (one dedupe key, or sends to one subscription) only the newest
 /// goes back, and none while an equal unfinished job exists (that one does the work).
-pub async fn requeue_failed_jobs(conn: Conn<'_>, now: DateTime<Utc>) -> Result<u64> {
-    const SQL: &str = "update job set state = 'pending', attempts = 0, run_at = $1, failed_at = null, updated_at = $1 \
-        where state = 'failed' \
+///
+/// They become due `batch` at a time, `spacing` apart (the first batch at `now`), so that
+/// re-queueing thousands at once cannot swamp the workers and the database with them.
+pub async fn requeue_failed_jobs(
+    conn: Conn<'_>,
+    now: DateTime<Utc>,
+    batch: usize,
+    spacing: chrono::Duration,
+) -> Result<u64> {
+    const CHOOSE: &str = "select id from job where state = 'failed' \
         and id in (select max(id) from job where state = 'failed' group by kind, dedupe_key, \
             case when kind = 'send_message' then subscription_id end, \
             case when dedupe_key is null and kind <> 'send_message' then id end) \
         and not exists (select 1 from job other where other.state in ('pending', 'running') \
             and ((job.dedupe_key is not null and other.dedupe_key = job.dedupe_key) \
               or (job.kind = 'send_message' and other.kind = 'send_message' \
-                  and other.subscription_id = job.subscription_id)))";
-    Ok(
-        on_conn!(conn, c => sqlx::query(SQL).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?,
-    )
+                  and other.subscription_id = job.subscription_id))) \
+        order by id";
+    const REQUEUE: &str = "update job set state = 'pending', attempts = 0, run_at = ";
+    Ok(on_conn!(conn, c => {
+        let ids: Vec<i64> = sqlx::query_scalar(CHOOSE).fetch_all(&mut *c).await?;
+        let mut requeued = 0;
+        for (n, chunk) in ids.chunks(batch.max(1)).enumerate() {
+            let run_at = now + spacing * n as i32;
+            let mut qb = sqlx::QueryBuilder::new(REQUEUE);
+            qb.push_bind(run_at);
+            qb.push(", failed_at = null, updated_at = ");
+            qb.push_bind(now);
+            qb.push(" where state = 'failed' and id in (");
+            let mut list = qb.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            requeued += qb.build().execute(&mut *c).await?.rows_affected();
+        }
+        requeued
+    }))
 }
 
 /// How many jobs are in each state, and when the oldest pending one became due.

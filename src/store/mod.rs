@@ -107,7 +107,31 @@ impl Db {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
-            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Db::Sqlite(pool) => {
+                // SQLite cannot change a table's constraints in place: a migration rebuilds
+                // the table, which must not cascade to the rows that refer to it. Its documented
+                // way is to turn foreign keys off around the change (outside a transaction,
+                // where the pragma works) and check them afterwards.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("pragma foreign_keys = off")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = sqlx::migrate!("migrations/sqlite")
+                    .run_direct(&mut *conn)
+                    .await;
+                sqlx::query("pragma foreign_keys = on")
+                    .execute(&mut *conn)
+                    .await?;
+                migrated?;
+                let broken: Vec<(String,)> =
+                    sqlx::query_as("select \"table\" from pragma_foreign_key_check")
+                        .fetch_all(&mut *conn)
+                        .await?;
+                anyhow::ensure!(
+                    broken.is_empty(),
+                    "the migrations left rows whose references are broken in: {broken:?}"
+                );
+            }
         }
         Ok(())
     }

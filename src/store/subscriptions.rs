@@ -262,3 +262,28 @@ pub async fn get_subscriptions(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
         qb.build_query_as().fetch_all(&mut *c).await?
     }))
 }
+
+/// Counts one more user send waiting behind the subscription's unfinished one.
+pub async fn queue_send(conn: Conn<'_>, id: Uuid) -> Result<()> {
+    const SQL: &str = "update subscription set queued_sends = queued_sends + 1 where id = $1";
+    on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Takes one queued user send of each of these subscriptions that has one; returns them.
+pub async fn take_queued_sends(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subscription>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(on_conn!(conn, c => {
+        let mut qb = sqlx::QueryBuilder::new(
+            "update subscription set queued_sends = queued_sends - 1 where queued_sends > 0 and id in (",
+        );
+        let mut list = qb.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        qb.push(") returning *");
+        qb.build_query_as().fetch_all(&mut *c).await?
+    }))
+}

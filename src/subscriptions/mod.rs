@@ -129,23 +129,38 @@ pub async fn delete(tx: &mut Tx, effects: &Effects, id: Uuid) -> Result<()> {
 pub enum SendRequest {
     /// A send job was written.
     Accepted,
+    /// A send for this subscription is waiting or running: this one follows it once it has
+    /// finished.
+    Queued,
     /// A send for this subscription is already waiting or running, or was asked for moments
     /// ago: this request is a repeat and adds nothing.
     Duplicate,
-    /// The subscription takes no sends; the reason is for the caller.
-    Refused(&'static str),
+    /// The subscription exists but takes no sends (inactive or completed): nothing is sent,
+    /// and its Seed Scheduler schedule, if any, is disabled.
+    NotLive(&'static str),
+    /// There is no such subscription.
+    Missing,
 }
 
-/// Asks for the subscription's next message to be sent. `window` is how long after one request
-/// another counts as its duplicate (the Seed Scheduler delivers at least once).
+/// Who asked for a send, which decides what a second request means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requester {
+    /// The Seed Scheduler's POST-back. It delivers at least once, so a second request within
+    /// `window` of the previous one, or while a send waits or runs, is its repeat.
+    Scheduler { window: Duration },
+    /// A user: every request is a message wanted, sent in turn after those before it.
+    User,
+}
+
+/// Asks for the subscription's next message to be sent.
 pub async fn request_send(
     tx: &mut Tx,
     effects: &Effects,
     id: Uuid,
-    window: Duration,
+    requester: Requester,
 ) -> Result<SendRequest> {
     let Some(subscription) = sql::lock_subscription(tx.conn(), id).await? else {
-        return Ok(SendRequest::Refused("Missing subscription in control"));
+        return Ok(SendRequest::Missing);
     };
     if !subscription.is_live() {
         follow(tx, effects, Change::SendRefused(&subscription)).await?;
@@ -154,14 +169,44 @@ pub async fn request_send(
         } else {
             "Subscription is not active"
         };
-        return Ok(SendRequest::Refused(reason));
+        return Ok(SendRequest::NotLive(reason));
     }
-    let now = store::now();
-    let window_start = now - chrono::Duration::from_std(window).unwrap_or_default();
-    if !sql::claim_send_request(tx.conn(), id, now, window_start).await? {
-        return Ok(SendRequest::Duplicate);
+    match requester {
+        Requester::Scheduler { window } => {
+            let now = store::now();
+            let window_start = now - chrono::Duration::from_std(window).unwrap_or_default();
+            if !sql::claim_send_request(tx.conn(), id, now, window_start).await? {
+                return Ok(SendRequest::Duplicate);
+            }
+            enqueue_send(tx, effects, &subscription, false).await
+        }
+        Requester::User => match enqueue_send(tx, effects, &subscription, false).await? {
+            SendRequest::Duplicate => {
+                sql::queue_send(tx.conn(), id).await?;
+                Ok(SendRequest::Queued)
+            }
+            written => Ok(written),
+        },
     }
-    enqueue_send(tx, effects, &subscription, false).await
+}
+
+/// Turns the queued user sends of these subscriptions, whose send has just finished, into
+/// their next send jobs: one each, so that they still go one at a time.
+pub async fn release_queued_sends(
+    tx: &mut Tx,
+    effects: &Effects,
+    ids: &[Uuid],
+) -> store::Result<()> {
+    for subscription in sql::take_queued_sends(tx.conn(), ids).await? {
+        if subscription.is_live() {
+            let change = Change::SendRequested {
+                subscription: &subscription,
+                resend: false,
+            };
+            follow(tx, effects, change).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Asks for the subscription's current message to be sent again (without advancing).

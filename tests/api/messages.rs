@@ -176,7 +176,7 @@ async fn message_content_serves_text_or_the_audio_bytes(backend: Backend) {
     let set = app.create_message_set("set", "text").await;
     let text = app.create_message(set, 1, "eng_ZA", "Hello mum").await;
     let reply = app
-        .get(&format!("/api/v1/message/{text}/content/"))
+        .get(&format!("/api/v1/message/{text}/content/?format=raw"))
         .await
         .expect(200);
     assert_eq!(reply.text(), "Hello mum");
@@ -203,7 +203,7 @@ async fn message_content_serves_text_or_the_audio_bytes(backend: Backend) {
         .as_i64()
         .unwrap();
     let reply = app
-        .get(&format!("/api/v1/message/{message}/content"))
+        .get(&format!("/api/v1/message/{message}/content?format=raw"))
         .await
         .expect(200);
     assert_eq!(reply.bytes, audio_bytes);

@@ -28,19 +28,19 @@ on_both_backends!(
     a_worker_process_killed_mid_send_leaves_the_send_to_another_worker,
 );
 
-const IDENTITY: &str = "3f4b1c2e-7a1d-4c55-9d3e-0a1b2c3d4e5f";
+pub const IDENTITY: &str = "3f4b1c2e-7a1d-4c55-9d3e-0a1b2c3d4e5f";
 const MSISDN: &str = "+27820000123";
 
-struct World {
-    app: TestApp,
-    peers: FakePeers,
+pub struct World {
+    pub app: TestApp,
+    pub peers: FakePeers,
 }
 
-async fn world(backend: Backend) -> Option<World> {
+pub async fn world(backend: Backend) -> Option<World> {
     world_with(backend, |_| {}).await
 }
 
-async fn world_with(
+pub async fn world_with(
     backend: Backend,
     adjust: impl FnOnce(&mut sbm::config::ServeConfig),
 ) -> Option<World> {
@@ -56,7 +56,7 @@ async fn world_with(
 
 impl World {
     /// A text message set with `count` messages in eng_ZA ("Message 1", ...).
-    async fn text_set(&self, name: &str, count: i64) -> i64 {
+    pub async fn text_set(&self, name: &str, count: i64) -> i64 {
         let set = self.app.create_message_set(name, "text").await;
         for n in 1..=count {
             self.app
@@ -66,7 +66,7 @@ impl World {
         set
     }
 
-    async fn subscribe(&self, body: Value) -> String {
+    pub async fn subscribe(&self, body: Value) -> String {
         let mut full = json!({"identity": IDENTITY, "lang": "eng_ZA"});
         for (k, v) in body.as_object().unwrap() {
             full[k] = v.clone();
@@ -80,7 +80,7 @@ impl World {
         created["id"].as_str().unwrap().to_string()
     }
 
-    async fn subscription(&self, id: &str) -> Value {
+    pub async fn subscription(&self, id: &str) -> Value {
         self.app
             .get(&format!("/api/v1/subscriptions/{id}/"))
             .await
@@ -89,7 +89,7 @@ impl World {
     }
 
     /// Waits for the subscription's Scheduler schedule and returns its id.
-    async fn scheduler_id(&self, id: &str) -> String {
+    pub async fn scheduler_id(&self, id: &str) -> String {
         eventually("the scheduler schedule id is stored", || async {
             self.subscription(id).await["metadata"]["scheduler_schedule_id"].is_string()
         })
@@ -100,21 +100,21 @@ impl World {
             .to_string()
     }
 
-    async fn outbound_count_becomes(&self, n: usize) {
+    pub async fn outbound_count_becomes(&self, n: usize) {
         eventually(&format!("{n} outbound messages"), || async {
             self.peers.outbounds().len() == n
         })
         .await;
     }
 
-    async fn next_sequence_becomes(&self, id: &str, n: i64) {
+    pub async fn next_sequence_becomes(&self, id: &str, n: i64) {
         eventually(&format!("next_sequence_number is {n}"), || async {
             self.subscription(id).await["next_sequence_number"] == n
         })
         .await;
     }
 
-    async fn failed_tasks(&self) -> Value {
+    pub async fn failed_tasks(&self) -> Value {
         self.app
             .get("/api/v1/failed-tasks/")
             .await
@@ -123,7 +123,7 @@ impl World {
     }
 
     /// Lets the worker run whatever is due, so that "nothing more happened" can be asserted.
-    async fn settle(&self) {
+    pub async fn settle(&self) {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
@@ -236,8 +236,9 @@ async fn a_subscription_is_sent_each_message_once_then_completes_and_moves_to_th
     let next_scheduler_id = w.scheduler_id(&next_id).await;
     assert_ne!(next_scheduler_id, scheduler_id);
 
+    // As the 2017 original: accepted (the Scheduler retries any 4xx), nothing sent.
     let (status, body) = w.peers.fire(&scheduler_id).await;
-    assert_eq!((status, body["accepted"].as_bool()), (400, Some(false)));
+    assert_eq!((status, body["accepted"].as_bool()), (201, Some(true)));
     w.settle().await;
     assert_eq!(
         w.peers.outbounds().len(),
@@ -318,10 +319,13 @@ async fn duplicate_post_backs_produce_one_message(backend: Backend) {
     assert_eq!(w.peers.outbounds().len(), 1);
     assert_eq!(w.subscription(&id).await["next_sequence_number"], 2);
 
-    // A late redelivery, after the send went out, is still inside the window: acknowledged, not sent.
-    assert_eq!(
-        w.peers.fire(&scheduler_id).await,
-        (201, json!({"accepted": true}))
+    // A late redelivery, after the send went out, is still inside the window: acknowledged, not
+    // sent, and the answer says why.
+    let (status, body) = w.peers.fire(&scheduler_id).await;
+    assert_eq!((status, &body["accepted"]), (201, &json!(true)));
+    assert!(
+        body["reason"].as_str().unwrap().contains("repeat"),
+        "{body}"
     );
     w.settle().await;
     assert_eq!(w.peers.outbounds().len(), 1);
@@ -581,6 +585,7 @@ async fn the_send_endpoint_takes_the_scheduler_token_and_refuses_unknown_subscri
         )
         .await
         .expect(200);
+    // An inactive subscription's send is accepted as the original accepted it, and sends nothing.
     let reply = w
         .app
         .call(
@@ -589,8 +594,8 @@ async fn the_send_endpoint_takes_the_scheduler_token_and_refuses_unknown_subscri
             Some(json!({})),
         )
         .await
-        .expect(400);
-    assert_eq!(reply.json()["accepted"], false);
+        .expect(201);
+    assert_eq!(reply.json(), json!({"accepted": true}));
 }
 
 async fn a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease(backend: Backend) {
