@@ -15,6 +15,7 @@ mod callbacks;
 mod events;
 mod failed_tasks;
 mod health;
+mod local_time;
 pub mod integrations;
 mod message_sets;
 mod messages;
@@ -69,6 +70,8 @@ pub struct AppState {
     pub hub: Arc<crate::callbacks::Hub>,
     /// This instance's name, the default `instance` of new integration groups.
     pub instance_name: String,
+    /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
+    pub send_window: Option<crate::content::zone::SendWindow>,
 }
 
 impl AppState {
@@ -95,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(subscriptions::router())
+        .merge(local_time::router())
         .merge(failed_tasks::router())
         .merge(events::router())
         .merge(callbacks::router())
