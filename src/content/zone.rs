@@ -29,7 +29,10 @@ pub fn parse_zone(name: &str) -> Result<Tz, String> {
 
 /// Whether the zone is UTC under another name (what the Seed Scheduler can evaluate).
 pub fn is_utc(name: &str) -> bool {
-    matches!(name, "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Etc/Zulu" | "Zulu")
+    matches!(
+        name,
+        "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Etc/Universal" | "Universal" | "Etc/Zulu" | "Zulu"
+    )
 }
 
 /// Checks a zone name for a schedule or subscription; in compatible mode (a Seed Scheduler
@@ -205,7 +208,12 @@ mod tests {
 
     #[test]
     fn zone_names_are_iana_names() {
-        for good in ["UTC", "Africa/Johannesburg", "America/Sao_Paulo", "Europe/London"] {
+        for good in [
+            "UTC",
+            "Africa/Johannesburg",
+            "America/Sao_Paulo",
+            "Europe/London",
+        ] {
             assert_eq!(parse_zone(good).unwrap().name(), good);
         }
         for bad in ["", "utc ", "Mars/Olympus_Mons", "+02:00", "Africa/"] {
@@ -232,7 +240,11 @@ mod tests {
             (sydney, "2027-04-04 02:30", "2027-04-03T15:30:00Z"),
         ];
         for (zone, local, utc) in cases {
-            assert_eq!(resolve(*zone, naive(local)), Some(at(utc)), "{zone} {local}");
+            assert_eq!(
+                resolve(*zone, naive(local)),
+                Some(at(utc)),
+                "{zone} {local}"
+            );
         }
     }
 
@@ -241,7 +253,12 @@ mod tests {
         let day = SendWindow::parse("07:00-20:00").unwrap();
         let night = SendWindow::parse("20:00-07:00").unwrap();
         let t = |s: &str| parse_time_of_day(s).unwrap();
-        for (time, in_day) in [("06:59", false), ("07:00", true), ("19:59", true), ("20:00", false)] {
+        for (time, in_day) in [
+            ("06:59", false),
+            ("07:00", true),
+            ("19:59", true),
+            ("20:00", false),
+        ] {
             assert_eq!(day.contains(t(time)), in_day, "{time}");
             assert_eq!(night.contains(t(time)), !in_day, "{time}");
         }
@@ -254,7 +271,10 @@ mod tests {
         }
         assert!(SendWindow::new("07:00", "07:00").is_err());
         assert!(SendWindow::parse("07:00").is_err());
-        assert_eq!(SendWindow::parse(" 07:00 - 20:00 ").unwrap().describe(), "07:00-20:00");
+        assert_eq!(
+            SendWindow::parse(" 07:00 - 20:00 ").unwrap().describe(),
+            "07:00-20:00"
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ use crate::store::jobs::JobRow;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/subscriptions/{id}/forecast", get(subscription_forecast))
+    Router::new().route(
+        "/api/v1/subscriptions/{id}/forecast",
+        get(subscription_forecast),
+    )
 }
 
 /// A time in UTC and in a zone's local time (RFC 3339 with that zone's offset then).

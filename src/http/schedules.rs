@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use super::auth::User;
 use super::body::Body;
 use super::input::{set, Input, Mode, Text};
-use super::query::{ListRequest, Paginated};
 use super::local_time::{due_times, DueTimeOut};
+use super::query::{ListRequest, Paginated};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self, model::Schedule, model::ScheduleFields};
 use crate::store::content as sql;
@@ -46,13 +46,13 @@ pub struct ScheduleOut {
     pub updated_at: DateTime<Utc>,
     /// The IANA time zone the fields are evaluated in (default `UTC`).
     pub timezone: String,
-    /// The next five due times (retrieve only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_due: Option<Vec<DueTimeOut>>,
+    /// The next five due times, in UTC and in the schedule's zone (computed when shown).
+    pub next_due: Vec<DueTimeOut>,
 }
 
 impl From<Schedule> for ScheduleOut {
     fn from(s: Schedule) -> Self {
+        let next_due = due_times(&s, crate::store::now(), 5);
         ScheduleOut {
             id: s.id,
             minute: s.minute,
@@ -63,7 +63,7 @@ impl From<Schedule> for ScheduleOut {
             created_at: s.created_at,
             updated_at: s.updated_at,
             timezone: s.timezone,
-            next_due: None,
+            next_due,
         }
     }
 }
@@ -133,11 +133,7 @@ pub async fn retrieve(
     let schedule = sql::get_schedule(conn.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let next_due = due_times(&schedule, crate::store::now(), 5);
-    Ok(Json(ScheduleOut {
-        next_due: Some(next_due),
-        ..schedule.into()
-    }))
+    Ok(Json(schedule.into()))
 }
 
 async fn write(

@@ -224,7 +224,14 @@ async fn walk(
         t = step.sends_at;
         steps.push(step);
         if resend && !s.is_live() {
-            return Ok((steps, ended(if s.completed { "completed" } else { "not_active" })));
+            return Ok((
+                steps,
+                ended(if s.completed {
+                    "completed"
+                } else {
+                    "not_active"
+                }),
+            ));
         }
         if !resend {
             match advance(reader, &mut p, &mut visited, steps.len(), n).await? {

@@ -23,7 +23,11 @@ impl Cron {
             if !self.hour.contains(hour as u8) {
                 continue;
             }
-            let first = if hour == from.hour() { from.minute() } else { 0 };
+            let first = if hour == from.hour() {
+                from.minute()
+            } else {
+                0
+            };
             for minute in first..60 {
                 if self.minute.contains(minute as u8) {
                     return NaiveTime::from_hms_opt(hour, minute, 0);
@@ -118,47 +122,135 @@ mod tests {
         let cases: Vec<Case> = vec![
             // London, spring forward 2027-03-28 01:00 GMT → 02:00 BST: 08:00 moves from 08:00Z
             // to 07:00Z; 01:30 does not exist and fires at 02:00 BST, once.
-            ("Europe/London", daily("0", "8"), "2027-03-26T12:00:00Z",
-                &["2027-03-27T08:00:00Z", "2027-03-28T07:00:00Z", "2027-03-29T07:00:00Z"]),
-            ("Europe/London", daily("30", "1"), "2027-03-27T12:00:00Z",
-                &["2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"]),
+            (
+                "Europe/London",
+                daily("0", "8"),
+                "2027-03-26T12:00:00Z",
+                &[
+                    "2027-03-27T08:00:00Z",
+                    "2027-03-28T07:00:00Z",
+                    "2027-03-29T07:00:00Z",
+                ],
+            ),
+            (
+                "Europe/London",
+                daily("30", "1"),
+                "2027-03-27T12:00:00Z",
+                &["2027-03-28T01:00:00Z", "2027-03-29T00:30:00Z"],
+            ),
             // Two skipped minutes and the first real one fire once, together.
-            ("Europe/London", cron("15,45", "1", "*", "*", "*"), "2027-03-27T12:00:00Z",
-                &["2027-03-28T01:00:00Z", "2027-03-29T00:15:00Z", "2027-03-29T00:45:00Z"]),
+            (
+                "Europe/London",
+                cron("15,45", "1", "*", "*", "*"),
+                "2027-03-27T12:00:00Z",
+                &[
+                    "2027-03-28T01:00:00Z",
+                    "2027-03-29T00:15:00Z",
+                    "2027-03-29T00:45:00Z",
+                ],
+            ),
             // London, fall back 2027-10-31 02:00 BST → 01:00 GMT: 01:30 happens twice, fires once.
-            ("Europe/London", daily("30", "1"), "2027-10-30T12:00:00Z",
-                &["2027-10-31T00:30:00Z", "2027-11-01T01:30:00Z"]),
+            (
+                "Europe/London",
+                daily("30", "1"),
+                "2027-10-30T12:00:00Z",
+                &["2027-10-31T00:30:00Z", "2027-11-01T01:30:00Z"],
+            ),
             // Every minute through the repeated hour: the second pass fires nothing.
-            ("Europe/London", cron("*", "1", "*", "31", "10"), "2027-10-31T00:58:00Z",
-                &["2027-10-31T00:59:00Z", "2028-10-31T01:00:00Z"]),
+            (
+                "Europe/London",
+                cron("*", "1", "*", "31", "10"),
+                "2027-10-31T00:58:00Z",
+                &["2027-10-31T00:59:00Z", "2028-10-31T01:00:00Z"],
+            ),
             // Sydney (southern hemisphere): spring forward 2026-10-04 02:00 AEST → 03:00 AEDT.
-            ("Australia/Sydney", daily("30", "2"), "2026-10-02T00:00:00Z",
-                &["2026-10-02T16:30:00Z", "2026-10-03T16:00:00Z", "2026-10-04T15:30:00Z"]),
+            (
+                "Australia/Sydney",
+                daily("30", "2"),
+                "2026-10-02T00:00:00Z",
+                &[
+                    "2026-10-02T16:30:00Z",
+                    "2026-10-03T16:00:00Z",
+                    "2026-10-04T15:30:00Z",
+                ],
+            ),
             // Sydney fall back 2027-04-04 03:00 AEDT → 02:00 AEST: 02:30 once, the first.
-            ("Australia/Sydney", daily("30", "2"), "2027-04-02T12:00:00Z",
-                &["2027-04-02T15:30:00Z", "2027-04-03T15:30:00Z", "2027-04-04T16:30:00Z"]),
-            ("Australia/Sydney", daily("0", "8"), "2027-04-02T12:00:00Z",
-                &["2027-04-02T21:00:00Z", "2027-04-03T22:00:00Z", "2027-04-04T22:00:00Z"]),
+            (
+                "Australia/Sydney",
+                daily("30", "2"),
+                "2027-04-02T12:00:00Z",
+                &[
+                    "2027-04-02T15:30:00Z",
+                    "2027-04-03T15:30:00Z",
+                    "2027-04-04T16:30:00Z",
+                ],
+            ),
+            (
+                "Australia/Sydney",
+                daily("0", "8"),
+                "2027-04-02T12:00:00Z",
+                &[
+                    "2027-04-02T21:00:00Z",
+                    "2027-04-03T22:00:00Z",
+                    "2027-04-04T22:00:00Z",
+                ],
+            ),
             // São Paulo kept daylight saving until 2019 (clocks went 00:00 → 01:00 on
             // 2018-11-04 and back 00:00 → 23:00 on 2019-02-17), and has had none since.
-            ("America/Sao_Paulo", daily("30", "0"), "2018-11-02T12:00:00Z",
-                &["2018-11-03T03:30:00Z", "2018-11-04T03:00:00Z", "2018-11-05T02:30:00Z"]),
-            ("America/Sao_Paulo", daily("30", "23"), "2019-02-15T12:00:00Z",
-                &["2019-02-16T01:30:00Z", "2019-02-17T01:30:00Z", "2019-02-18T02:30:00Z"]),
-            ("America/Sao_Paulo", daily("0", "8"), "2026-11-01T00:00:00Z",
-                &["2026-11-01T11:00:00Z", "2026-11-02T11:00:00Z"]),
+            (
+                "America/Sao_Paulo",
+                daily("30", "0"),
+                "2018-11-02T12:00:00Z",
+                &[
+                    "2018-11-03T03:30:00Z",
+                    "2018-11-04T03:00:00Z",
+                    "2018-11-05T02:30:00Z",
+                ],
+            ),
+            (
+                "America/Sao_Paulo",
+                daily("30", "23"),
+                "2019-02-15T12:00:00Z",
+                &[
+                    "2019-02-16T01:30:00Z",
+                    "2019-02-17T01:30:00Z",
+                    "2019-02-18T02:30:00Z",
+                ],
+            ),
+            (
+                "America/Sao_Paulo",
+                daily("0", "8"),
+                "2026-11-01T00:00:00Z",
+                &["2026-11-01T11:00:00Z", "2026-11-02T11:00:00Z"],
+            ),
             // Leap days, in a zone ahead of UTC: 29 February 08:00 in Johannesburg.
-            ("Africa/Johannesburg", cron("0", "8", "*", "29", "2"), "2026-11-24T00:00:00Z",
-                &["2028-02-29T06:00:00Z", "2032-02-29T06:00:00Z"]),
+            (
+                "Africa/Johannesburg",
+                cron("0", "8", "*", "29", "2"),
+                "2026-11-24T00:00:00Z",
+                &["2028-02-29T06:00:00Z", "2032-02-29T06:00:00Z"],
+            ),
             // Behind UTC: local 29 February 23:00 is 1 March in UTC.
-            ("America/Sao_Paulo", cron("0", "23", "*", "29", "2"), "2026-11-24T00:00:00Z",
-                &["2028-03-01T02:00:00Z"]),
+            (
+                "America/Sao_Paulo",
+                cron("0", "23", "*", "29", "2"),
+                "2026-11-24T00:00:00Z",
+                &["2028-03-01T02:00:00Z"],
+            ),
             // Day of week is the local day: Mondays 06:00 in Sydney are Sunday evenings in UTC.
-            ("Australia/Sydney", cron("0", "6", "1", "*", "*"), "2027-01-01T00:00:00Z",
-                &["2027-01-03T19:00:00Z", "2027-01-10T19:00:00Z"]),
+            (
+                "Australia/Sydney",
+                cron("0", "6", "1", "*", "*"),
+                "2027-01-01T00:00:00Z",
+                &["2027-01-03T19:00:00Z", "2027-01-10T19:00:00Z"],
+            ),
             // UTC is unchanged.
-            ("UTC", daily("0", "8"), "2027-03-27T12:00:00Z",
-                &["2027-03-28T08:00:00Z", "2027-03-29T08:00:00Z"]),
+            (
+                "UTC",
+                daily("0", "8"),
+                "2027-03-27T12:00:00Z",
+                &["2027-03-28T08:00:00Z", "2027-03-29T08:00:00Z"],
+            ),
         ];
         for (zone, cron, after, expected) in &cases {
             let zone = parse_zone(zone).unwrap();

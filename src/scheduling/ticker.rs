@@ -177,7 +177,9 @@ pub async fn tick(
             zone_groups(conn.conn(), &schedule).await?
         };
         for group in groups {
-            if let Some(f) = tick_zone(db, max_attempts, &schedule, &cron, group, now, catch_up).await? {
+            if let Some(f) =
+                tick_zone(db, max_attempts, &schedule, &cron, group, now, catch_up).await?
+            {
                 fired.push(f);
             }
         }

@@ -11,7 +11,9 @@ use super::{on_conn, Conn, Result};
 pub async fn unfinished_send(conn: Conn<'_>, subscription_id: Uuid) -> Result<Option<JobRow>> {
     const SQL: &str = "select * from job where kind = 'send_message' and subscription_id = $1 \
         and state in ('pending', 'running') order by id limit 1";
-    Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(subscription_id).fetch_optional(&mut *c).await)?)
+    Ok(
+        on_conn!(conn, c => sqlx::query_as(SQL).bind(subscription_id).fetch_optional(&mut *c).await)?,
+    )
 }
 
 /// Puts a running job back to wait until `run_at` without counting the attempt its claim

@@ -37,7 +37,8 @@ pub async fn claim_tick(
     minute: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    const SQL: &str = "insert into schedule_tick (schedule_id, timezone, minute, enqueued, fired_at) \
+    const SQL: &str =
+        "insert into schedule_tick (schedule_id, timezone, minute, enqueued, fired_at) \
         values ($1, $2, $3, 0, $4) on conflict (schedule_id, timezone, minute) do nothing";
     let done = on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(zone).bind(minute).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(done > 0)
@@ -77,11 +78,16 @@ macro_rules! zone_enqueue {
         concat!(
             "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
                 subscription_id, created_at, updated_at) \
-            select ", $task_id, ", 'send_message', '{\"kind\": \"send_message\", \"resend\": false}'",
-            $payload_type, ", 'pending', 0, $2, $3, s.id, $3, $3 \
+            select ",
+            $task_id,
+            ", 'send_message', '{\"kind\": \"send_message\", \"resend\": false}'",
+            $payload_type,
+            ", 'pending', 0, $2, $3, s.id, $3, $3 \
             from subscription s \
             where s.schedule_id = $1 and s.active and not s.completed and s.process_status = 0 \
-                and ", $zone, " on conflict do nothing"
+                and ",
+            $zone,
+            " on conflict do nothing"
         )
     };
 }
@@ -97,11 +103,21 @@ pub async fn enqueue_zone_sends(
     now: DateTime<Utc>,
 ) -> Result<u64> {
     let sql = match (&conn, unzoned) {
-        (Conn::Postgres(_), false) => zone_enqueue!("gen_random_uuid()", "::jsonb", "s.timezone = $4"),
-        (Conn::Postgres(_), true) => zone_enqueue!("gen_random_uuid()", "::jsonb", "(s.timezone is null or s.timezone = $4)"),
+        (Conn::Postgres(_), false) => {
+            zone_enqueue!("gen_random_uuid()", "::jsonb", "s.timezone = $4")
+        }
+        (Conn::Postgres(_), true) => zone_enqueue!(
+            "gen_random_uuid()",
+            "::jsonb",
+            "(s.timezone is null or s.timezone = $4)"
+        ),
         // SQLite has no UUID function; 16 random bytes are a valid (if unversioned) task id.
         (Conn::Sqlite(_), false) => zone_enqueue!("randomblob(16)", "", "s.timezone = $4"),
-        (Conn::Sqlite(_), true) => zone_enqueue!("randomblob(16)", "", "(s.timezone is null or s.timezone = $4)"),
+        (Conn::Sqlite(_), true) => zone_enqueue!(
+            "randomblob(16)",
+            "",
+            "(s.timezone is null or s.timezone = $4)"
+        ),
     };
     Ok(on_conn!(conn, c => sqlx::query(sql)
         .bind(schedule_id).bind(max_attempts).bind(now).bind(zone)

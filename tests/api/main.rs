@@ -11,6 +11,7 @@ mod errors;
 mod events;
 mod hub;
 mod integrations;
+mod local_time;
 mod message_sets;
 mod messages;
 mod metrics;
