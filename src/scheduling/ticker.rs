@@ -340,6 +340,34 @@ mod tests {
     }
 
     #[test]
+    fn a_zone_fires_its_local_minute_once_across_the_fall_back_hour() {
+        let mut s = every_ten_minutes();
+        s.minute = "30".into();
+        s.hour = "1".into();
+        s.timezone = "Europe/London".into();
+        let cron = Cron::parse(&s).unwrap();
+        let london = crate::content::zone::parse_zone("Europe/London").unwrap();
+        let window = Duration::from_secs(15 * 60);
+        // 01:30 BST (00:30Z) fires; 01:30 GMT an hour later (01:30Z) is the same local minute.
+        let first = plan_in(&s, &cron, london, None, at("2027-10-31T00:30:10Z"), window);
+        assert_eq!(first, (Some(at("2027-10-31T00:30:00Z")), 0));
+        let again = plan_in(
+            &s,
+            &cron,
+            london,
+            first.0,
+            at("2027-10-31T01:30:10Z"),
+            window,
+        );
+        assert_eq!(again, (None, 0));
+        // In UTC the same fields fire at 01:30Z.
+        assert_eq!(
+            plan(&s, &cron, first.0, at("2027-10-31T01:30:10Z"), window),
+            (Some(at("2027-10-31T01:30:00Z")), 0)
+        );
+    }
+
+    #[test]
     fn a_schedule_never_fires_for_minutes_before_it_existed() {
         let mut s = every_ten_minutes();
         s.created_at = at("2026-11-24T10:05:00Z");

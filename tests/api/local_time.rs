@@ -18,6 +18,7 @@ on_both_backends!(
     compatible_mode_refuses_zones_other_than_utc,
     zone_names_and_send_windows_are_validated,
     a_subscriptions_history_is_its_events_in_order,
+    the_openapi_document_describes_zones_windows_and_the_forecast,
 );
 
 struct World {
@@ -676,4 +677,32 @@ async fn a_subscriptions_history_is_its_events_in_order(backend: Backend) {
     assert_eq!(events[2]["data"]["sequence_number"], 1);
     assert_eq!(events[3]["data"]["reason"], "http_error.500");
     assert_eq!(events[3]["data"]["attempts"], 3);
+}
+
+async fn the_openapi_document_describes_zones_windows_and_the_forecast(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let doc = w.app.get("/api/openapi.json").await.expect(200).json();
+    let forecast = &doc["paths"]["/api/v1/subscriptions/{id}/forecast/"]["get"];
+    assert_eq!(
+        forecast["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ForecastOut"
+    );
+    let schemas = &doc["components"]["schemas"];
+    for (schema, property) in [
+        ("ForecastOut", "programme_end"),
+        ("ForecastSendOut", "sends_at"),
+        ("DueTimeOut", "local"),
+        ("ScheduleOut", "timezone"),
+        ("ScheduleOut", "next_due"),
+        ("SubscriptionOut", "timezone"),
+        ("MessageSetOut", "send_window_start"),
+        ("MessageSetIn", "send_window_end"),
+    ] {
+        assert!(
+            schemas[schema]["properties"][property].is_object(),
+            "{schema}.{property} missing"
+        );
+    }
 }
