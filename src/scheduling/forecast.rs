@@ -174,8 +174,8 @@ pub async fn forecast(
         .await?;
     let zone = first.zone;
     let (steps, end) = walk(&mut reader, &subscription, pending.as_ref(), first, n, now).await?;
-    let mut sends = Vec::with_capacity(n.min(steps.len()));
-    for step in steps.into_iter().take(n) {
+    let mut sends = Vec::with_capacity(steps.listed.len());
+    for step in steps.listed {
         sends.push(with_message(&mut reader, step).await?);
     }
     Ok(Forecast {
@@ -187,8 +187,47 @@ pub async fn forecast(
     })
 }
 
-/// Walks the sends ahead: the first `n` are kept, the rest only counted, up to where the
-/// programme ends (or the horizon).
+/// The sends of a walk: the first `n` kept, the rest counted, and the latest.
+struct Steps {
+    n: usize,
+    listed: Vec<Step>,
+    count: usize,
+    last: Option<Step>,
+}
+
+impl Steps {
+    fn push(&mut self, step: Step) {
+        self.count += 1;
+        if self.listed.len() < self.n {
+            self.listed.push(step);
+        } else {
+            self.last = Some(step);
+        }
+    }
+
+    fn last(&self) -> Option<&Step> {
+        self.last.as_ref().or(self.listed.last())
+    }
+}
+
+/// Why a subscription gets no sends at all, if it gets none: ticks skip it and no send waits.
+fn stopped(s: &Subscription, pending: Option<&JobRow>) -> Option<&'static str> {
+    let resend_waiting = pending.is_some_and(|job| job.payload.0["resend"] == true);
+    if pending.is_some() && (s.is_live() || resend_waiting) {
+        return None;
+    }
+    if s.completed {
+        Some("completed")
+    } else if !s.active {
+        Some("not_active")
+    } else if pending.is_none() && s.process_status != status::READY {
+        Some("not_ready")
+    } else {
+        None
+    }
+}
+
+/// Walks the sends ahead up to where the programme ends (or the horizon).
 async fn walk(
     reader: &mut Reader<'_>,
     s: &Subscription,
@@ -196,21 +235,17 @@ async fn walk(
     mut p: Position,
     n: usize,
     now: DateTime<Utc>,
-) -> Result<(Vec<Step>, ProgrammeEnd)> {
+) -> Result<(Steps, ProgrammeEnd)> {
     let ended = |reason| ProgrammeEnd { reason, last: None };
-    let resend_waiting = pending.is_some_and(|job| job.payload.0["resend"] == true);
-    if pending.is_none() || !s.is_live() && !resend_waiting {
-        if s.completed {
-            return Ok((Vec::new(), ended("completed")));
-        }
-        if !s.active {
-            return Ok((Vec::new(), ended("not_active")));
-        }
-        if s.process_status != status::READY {
-            return Ok((Vec::new(), ended("not_ready")));
-        }
+    let mut steps = Steps {
+        n,
+        listed: Vec::new(),
+        count: 0,
+        last: None,
+    };
+    if let Some(reason) = stopped(s, pending) {
+        return Ok((steps, ended(reason)));
     }
-    let mut steps: Vec<Step> = Vec::new();
     let mut t = now;
     let mut visited = HashSet::from([p.set.id]);
     if let Some(job) = pending {
@@ -223,24 +258,17 @@ async fn walk(
         let step = p.step(job.run_at.max(now), sequence_number, resend);
         t = step.sends_at;
         steps.push(step);
-        if resend && !s.is_live() {
-            return Ok((
-                steps,
-                ended(if s.completed {
-                    "completed"
-                } else {
-                    "not_active"
-                }),
-            ));
+        if let Some(reason) = stopped(s, None).filter(|_| resend) {
+            return Ok((steps, ended(reason)));
         }
         if !resend {
-            match advance(reader, &mut p, &mut visited, steps.len(), n).await? {
+            match advance(reader, &mut p, &mut visited, steps.count, n).await? {
                 Next::Continue => {}
                 stop => return Ok(end_at(steps, stop)),
             }
         }
     }
-    while steps.len() < END_HORIZON {
+    while steps.count < END_HORIZON {
         if p.last.is_none() {
             return Ok((steps, ended("no_messages")));
         }
@@ -250,7 +278,7 @@ async fn walk(
         let step = p.step(due, p.sequence_number, false);
         t = step.sends_at;
         steps.push(step);
-        match advance(reader, &mut p, &mut visited, steps.len(), n).await? {
+        match advance(reader, &mut p, &mut visited, steps.count, n).await? {
             Next::Continue => {}
             stop => return Ok(end_at(steps, stop)),
         }
@@ -290,7 +318,7 @@ async fn advance(
 }
 
 /// The end of a walk that stopped after its last step.
-fn end_at(steps: Vec<Step>, next: Next) -> (Vec<Step>, ProgrammeEnd) {
+fn end_at(steps: Steps, next: Next) -> (Steps, ProgrammeEnd) {
     let end = match (next, steps.last()) {
         (Next::LastMessage, Some(last)) => ProgrammeEnd {
             reason: "last_message",
@@ -299,7 +327,7 @@ fn end_at(steps: Vec<Step>, next: Next) -> (Vec<Step>, ProgrammeEnd) {
                 last.sequence_number,
                 last.sends_at,
                 last.zone,
-                steps.len(),
+                steps.count,
             )),
         },
         _ => ProgrammeEnd {
