@@ -9,6 +9,7 @@ mod binary_content;
 mod cli;
 mod errors;
 mod events;
+mod forecast;
 mod hub;
 mod integrations;
 mod local_time;
