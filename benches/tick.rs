@@ -16,6 +16,10 @@
 //!     cargo bench --bench tick -- --backend sqlite --n 100000
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --callback-batch 100
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --integration-group
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 --zones 10
+//!
+//! With `--zones K`, the subscriptions name K time zones in turn (each its own zone group of
+//! the every-minute schedule, so the tick is K claims and K INSERT … SELECTs instead of one).
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -39,7 +43,22 @@ struct Options {
     postgres_admin: String,
     callback_batch: Option<i32>,
     integration_group: bool,
+    zones: usize,
 }
+
+/// Ten zones of both hemispheres, none of them UTC, for `--zones`.
+const BENCH_ZONES: [&str; 10] = [
+    "Africa/Johannesburg",
+    "Africa/Lagos",
+    "Africa/Nairobi",
+    "America/Sao_Paulo",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Asia/Jakarta",
+    "Australia/Sydney",
+    "Europe/London",
+    "Pacific/Auckland",
+];
 
 fn options() -> Options {
     let args: Vec<String> = std::env::args().collect();
@@ -60,6 +79,10 @@ fn options() -> Options {
         callback_batch: value("--callback-batch")
             .map(|v| v.parse().expect("--callback-batch takes a number")),
         integration_group: args.iter().any(|a| a == "--integration-group"),
+        zones: value("--zones")
+            .map(|v| v.parse().expect("--zones takes a number from 1 to 10"))
+            .unwrap_or(0)
+            .min(BENCH_ZONES.len()),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -219,18 +242,30 @@ async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
     (schedule.id, sets)
 }
 
-/// N subscriptions in one statement.
-async fn seed_subscriptions(db: &Db, schedule: i64, sets: &[i64], n: i64) {
+/// N subscriptions in one statement; with `zones` > 0 they name that many zones in turn.
+async fn seed_subscriptions(db: &Db, schedule: i64, sets: &[i64], n: i64, zones: usize) {
     let now = sbm::store::now();
+    let names: Vec<String> = BENCH_ZONES[..zones].iter().map(|z| z.to_string()).collect();
+    // The zone of subscription i, as SQL both engines read: null, or a CASE over i % zones.
+    let zone_of = if zones == 0 {
+        "null".to_string()
+    } else {
+        let arms: String = names
+            .iter()
+            .enumerate()
+            .map(|(k, name)| format!(" when {k} then '{name}'"))
+            .collect();
+        format!("case i % {zones}{arms} end")
+    };
     match db {
         Db::Postgres(pool) => {
-            sqlx::query(
+            sqlx::query(&format!(
                 "insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
-                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at) \
+                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at, timezone) \
                  select gen_random_uuid(), gen_random_uuid(), 1, ($3::bigint[])[1 + i % 3], 1, 1, \
-                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, true, false, $2, 0, '{}'::jsonb, $4, $4 \
+                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, true, false, $2, 0, '{{}}'::jsonb, $4, $4, {zone_of} \
                  from generate_series(1, $1) as i",
-            )
+            ))
             .bind(n)
             .bind(schedule)
             .bind(sets)
@@ -241,13 +276,13 @@ async fn seed_subscriptions(db: &Db, schedule: i64, sets: &[i64], n: i64) {
             sqlx::query("analyze").execute(pool).await.unwrap();
         }
         Db::Sqlite(pool) => {
-            sqlx::query(
+            sqlx::query(&format!(
                 "with recursive seq(i) as (select 1 union all select i + 1 from seq where i < $1) \
                  insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
-                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at) \
+                 initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, created_at, updated_at, timezone) \
                  select randomblob(16), randomblob(16), 1, case i % 3 when 0 then $3 when 1 then $4 else $5 end, 1, 1, \
-                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, 1, 0, $2, 0, '{}', $6, $6 from seq",
-            )
+                 case when i % 2 = 0 then 'eng_ZA' else 'zul_ZA' end, 1, 0, $2, 0, '{{}}', $6, $6, {zone_of} from seq",
+            ))
             .bind(n)
             .bind(schedule)
             .bind(sets[0])
@@ -377,7 +412,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (schedule, sets) = seed_content(&db).await;
     let started = Instant::now();
-    seed_subscriptions(&db, schedule, &sets, o.n).await;
+    seed_subscriptions(&db, schedule, &sets, o.n, o.zones).await;
     println!(
         "seeded {} subscriptions in {:.1} s",
         o.n,
@@ -453,6 +488,14 @@ async fn main() {
     println!("| backend | {} |", o.backend);
     println!("| subscriptions due (N) | {} |", o.n);
     println!("| worker concurrency | {} |", o.concurrency);
+    println!(
+        "| subscribers' time zones | {} |",
+        if o.zones == 0 {
+            "none (the schedule's, UTC)".to_string()
+        } else {
+            format!("{} ({})", o.zones, BENCH_ZONES[..o.zones].join(", "))
+        }
+    );
     println!("| enqueue the tick | {:.2} s |", enqueue_time.as_secs_f64());
     println!(
         "| last outbound accepted | {:.1} s after the tick |",

@@ -59,6 +59,12 @@ pub fn job_context(
     let hub = Arc::new(crate::callbacks::Hub::new(
         crate::callbacks::CallbackSettings::from_config(events)?,
     ));
+    let send_window = worker
+        .send_window
+        .as_deref()
+        .map(crate::content::zone::SendWindow::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("SBM_SEND_WINDOW: {e}"))?;
     // Must be called inside the runtime: it starts the send committer task.
     let completer = crate::sending::completion::Completer::start(db.clone(), effects.clone());
     Ok(JobContext {
@@ -84,6 +90,7 @@ pub fn job_context(
         content: crate::sending::content_cache::ContentCache::new(Duration::from_millis(
             worker.content_cache_ms,
         )),
+        send_window,
     })
 }
 
@@ -137,6 +144,7 @@ impl App {
             wake,
             hub: jobs.hub.clone(),
             instance_name: jobs.instance_name.clone(),
+            send_window: jobs.send_window,
         };
         let router = http::router(state)
             .layer(CatchPanicLayer::custom(|_| internal_error()))

@@ -282,6 +282,11 @@ pub struct WorkerConfig {
         default_value_t = 5_000
     )]
     pub content_cache_ms: u64,
+    /// [Sending] Quiet hours for message sets without a window of their own: sends leave only
+    /// between these local times of each subscriber, e.g. `07:00-20:00` (an end before the
+    /// start crosses midnight). Unset: no default window.
+    #[arg(long = "send-window", env = "SBM_SEND_WINDOW")]
+    pub send_window: Option<String>,
 }
 
 impl Default for WorkerConfig {
@@ -297,6 +302,7 @@ impl Default for WorkerConfig {
             tick_interval_secs: 5,
             catch_up_secs: 900,
             content_cache_ms: 5_000,
+            send_window: None,
         }
     }
 }

@@ -423,6 +423,7 @@ mod tests {
             created_by: None,
             updated_by: None,
             send_requested_at: None,
+            timezone: None,
         }
     }
 

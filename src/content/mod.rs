@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod media;
 pub mod model;
+pub mod zone;
 
 pub use crate::domain::{Error, Result};
 use crate::effects::{follow, Change, Effects, Op};
@@ -42,7 +43,7 @@ fn refuse_if_used(what: &str, usage: Usage) -> Result<()> {
 
 // ---- schedules ----
 
-fn validate_schedule(f: &ScheduleFields) -> Result<(), FieldErrors> {
+fn validate_schedule(effects: &Effects, f: &ScheduleFields) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
     let values = [
         &f.minute,
@@ -56,6 +57,9 @@ fn validate_schedule(f: &ScheduleFields) -> Result<(), FieldErrors> {
             errors.add(field.name(), message);
         }
     }
+    if let Err(message) = zone::check_zone(&f.timezone, effects.scheduler_mode) {
+        errors.add("timezone", message);
+    }
     errors.into_result()
 }
 
@@ -64,7 +68,7 @@ pub async fn create_schedule(
     effects: &Effects,
     f: &ScheduleFields,
 ) -> Result<Schedule> {
-    validate_schedule(f)?;
+    validate_schedule(effects, f)?;
     let schedule = sql::insert_schedule(tx.conn(), f, store::now()).await?;
     follow(tx, effects, Change::Schedule(Op::Created, &schedule)).await?;
     Ok(schedule)
@@ -76,7 +80,7 @@ pub async fn update_schedule(
     id: i64,
     f: &ScheduleFields,
 ) -> Result<Schedule> {
-    validate_schedule(f)?;
+    validate_schedule(effects, f)?;
     let schedule = sql::update_schedule(tx.conn(), id, f, store::now()).await?;
     follow(tx, effects, Change::Schedule(Op::Updated, &schedule)).await?;
     Ok(schedule)
@@ -124,6 +128,11 @@ async fn validate_message_set(tx: &mut Tx, id: Option<i64>, f: &MessageSetFields
         }
         check_reference(tx, &mut errors, "next_set", Table::MessageSet, next).await?;
     }
+    zone::check_window(
+        f.send_window_start.as_deref(),
+        f.send_window_end.as_deref(),
+        &mut errors,
+    );
     Ok(errors.into_result()?)
 }
 

@@ -14,6 +14,8 @@ pub struct Schedule {
     pub month_of_year: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The IANA zone the fields are evaluated in.
+    pub timezone: String,
 }
 
 /// The writable fields of a [`Schedule`]; each already validated as a cron field.
@@ -24,6 +26,7 @@ pub struct ScheduleFields {
     pub day_of_week: String,
     pub day_of_month: String,
     pub month_of_year: String,
+    pub timezone: String,
 }
 
 impl Default for ScheduleFields {
@@ -35,6 +38,7 @@ impl Default for ScheduleFields {
             day_of_week: any(),
             day_of_month: any(),
             month_of_year: any(),
+            timezone: super::zone::DEFAULT_ZONE.to_string(),
         }
     }
 }
@@ -47,6 +51,7 @@ impl From<&Schedule> for ScheduleFields {
             day_of_week: s.day_of_week.clone(),
             day_of_month: s.day_of_month.clone(),
             month_of_year: s.month_of_year.clone(),
+            timezone: s.timezone.clone(),
         }
     }
 }
@@ -63,6 +68,9 @@ pub struct MessageSet {
     pub content_type: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Quiet hours: sends leave only from start to end (HH:MM, subscribers' local time).
+    pub send_window_start: Option<String>,
+    pub send_window_end: Option<String>,
 }
 
 /// What a message set's messages carry: text, or audio files the Message Sender fetches.
@@ -77,6 +85,8 @@ pub struct MessageSetFields {
     pub next_set_id: Option<i64>,
     pub default_schedule_id: i64,
     pub content_type: String,
+    pub send_window_start: Option<String>,
+    pub send_window_end: Option<String>,
 }
 
 impl Default for MessageSetFields {
@@ -89,6 +99,8 @@ impl Default for MessageSetFields {
             next_set_id: None,
             default_schedule_id: 0,
             content_type: "text".into(),
+            send_window_start: None,
+            send_window_end: None,
         }
     }
 }
@@ -103,6 +115,8 @@ impl From<&MessageSet> for MessageSetFields {
             next_set_id: m.next_set_id,
             default_schedule_id: m.default_schedule_id,
             content_type: m.content_type.clone(),
+            send_window_start: m.send_window_start.clone(),
+            send_window_end: m.send_window_end.clone(),
         }
     }
 }

@@ -237,6 +237,8 @@ mod tests {
             content_type: "text".into(),
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            send_window_start: None,
+            send_window_end: None,
         };
         let names = [
             created(&set, "eng_ZA"),

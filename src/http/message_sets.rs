@@ -50,6 +50,10 @@ pub struct MessageSetOut {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub updated_at: DateTime<Utc>,
+    /// Quiet hours: sends leave only from this time (HH:MM, the subscriber's local time)...
+    pub send_window_start: Option<String>,
+    /// ...until this one (excluded; before the start, the window crosses midnight).
+    pub send_window_end: Option<String>,
 }
 
 impl From<MessageSet> for MessageSetOut {
@@ -65,6 +69,8 @@ impl From<MessageSet> for MessageSetOut {
             channel: m.channel,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            send_window_start: m.send_window_start,
+            send_window_end: m.send_window_end,
         }
     }
 }
@@ -81,6 +87,10 @@ pub struct MessageSetIn {
     next_set: Option<i64>,
     default_schedule: i64,
     channel: Option<String>,
+    /// `HH:MM` in the subscribers' local time; give both ends or neither (default: none, or
+    /// SBM_SEND_WINDOW when configured).
+    send_window_start: Option<String>,
+    send_window_end: Option<String>,
 }
 
 fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -> ApiResult<()> {
@@ -103,6 +113,15 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -
     set(
         &mut f.default_schedule_id,
         input.pk("default_schedule", true),
+    );
+    let window_end = Text::optional().max(16);
+    set(
+        &mut f.send_window_start,
+        input.nullable_text("send_window_start", window_end),
+    );
+    set(
+        &mut f.send_window_end,
+        input.nullable_text("send_window_end", window_end),
     );
     input.finish()
 }

@@ -16,6 +16,7 @@ mod events;
 mod failed_tasks;
 mod health;
 pub mod integrations;
+mod local_time;
 mod media;
 mod message_sets;
 mod messages;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub hub: Arc<crate::callbacks::Hub>,
     /// This instance's name, the default `instance` of new integration groups.
     pub instance_name: String,
+    /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
+    pub send_window: Option<crate::content::zone::SendWindow>,
 }
 
 impl AppState {
@@ -96,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(subscriptions::router())
+        .merge(local_time::router())
         .merge(failed_tasks::router())
         .merge(events::router())
         .merge(callbacks::router())

@@ -40,6 +40,7 @@ impl Modify for TokenAuth {
         binary_content::update, binary_content::destroy,
         subscriptions::list, subscriptions::create, subscriptions::hub_request, subscriptions::retrieve,
         subscriptions::replace, subscriptions::update, subscriptions::destroy, subscriptions::send, subscriptions::resend,
+        super::local_time::subscription_forecast,
         failed_tasks::list, failed_tasks::requeue,
         events::list, events::retrieve, events::deliveries,
         callbacks::subscribe, callbacks::list, callbacks::retrieve, callbacks::update, callbacks::destroy,

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use super::auth::User;
 use super::body::Body;
 use super::input::{set, Input, Mode, Text};
+use super::local_time::{due_times, DueTimeOut};
 use super::query::{ListRequest, Paginated};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self, model::Schedule, model::ScheduleFields};
@@ -43,10 +44,15 @@ pub struct ScheduleOut {
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub updated_at: DateTime<Utc>,
+    /// The IANA time zone the fields are evaluated in (default `UTC`).
+    pub timezone: String,
+    /// The next five due times, in UTC and in the schedule's zone (computed when shown).
+    pub next_due: Vec<DueTimeOut>,
 }
 
 impl From<Schedule> for ScheduleOut {
     fn from(s: Schedule) -> Self {
+        let next_due = due_times(&s, crate::store::now(), 5);
         ScheduleOut {
             id: s.id,
             minute: s.minute,
@@ -56,6 +62,8 @@ impl From<Schedule> for ScheduleOut {
             month_of_year: s.month_of_year,
             created_at: s.created_at,
             updated_at: s.updated_at,
+            timezone: s.timezone,
+            next_due,
         }
     }
 }
@@ -69,6 +77,9 @@ pub struct ScheduleIn {
     day_of_week: Option<String>,
     day_of_month: Option<String>,
     month_of_year: Option<String>,
+    /// An IANA time zone name, such as `Africa/Johannesburg`; default `UTC`. Only UTC when a
+    /// Seed Scheduler is configured.
+    timezone: Option<String>,
 }
 
 fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> ApiResult<()> {
@@ -79,6 +90,7 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> 
     set(&mut f.day_of_week, input.text("day_of_week", rule));
     set(&mut f.day_of_month, input.text("day_of_month", rule));
     set(&mut f.month_of_year, input.text("month_of_year", rule));
+    set(&mut f.timezone, input.text("timezone", rule));
     input.finish()
 }
 

@@ -57,6 +57,8 @@ pub struct SubscriptionOut {
     pub initial_sequence_number: Option<i32>,
     pub created_by: Option<i64>,
     pub updated_by: Option<i64>,
+    /// The subscriber's IANA time zone; null means the schedule's.
+    pub timezone: Option<String>,
 }
 
 impl SubscriptionOut {
@@ -79,6 +81,7 @@ impl SubscriptionOut {
             initial_sequence_number: s.initial_sequence_number,
             created_by: s.created_by,
             updated_by: s.updated_by,
+            timezone: s.timezone,
         }
     }
 }
@@ -100,6 +103,9 @@ pub struct SubscriptionIn {
     process_status: Option<i16>,
     /// `prepend_next_delivery` is sent before the next message, then cleared.
     metadata: Option<Value>,
+    /// An IANA time zone name; null (default) means the schedule's zone. Only UTC when a Seed
+    /// Scheduler is configured.
+    timezone: Option<String>,
 }
 
 fn narrow<T: TryFrom<i64>>(input: &mut Input, name: &str, value: Option<i64>) -> Option<T> {
@@ -142,6 +148,10 @@ fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) -> ApiResul
         narrow(&mut input, "process_status", process_status),
     );
     set(&mut f.metadata, input.nullable_object("metadata"));
+    set(
+        &mut f.timezone,
+        input.nullable_text("timezone", Text::optional().not_blank().max(64)),
+    );
     input.finish()
 }
 

@@ -48,6 +48,8 @@ pub struct JobContext {
     pub hub: Arc<crate::callbacks::Hub>,
     /// This process's instance name: integration groups push only from their own instance.
     pub instance_name: String,
+    /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
+    pub send_window: Option<crate::content::zone::SendWindow>,
 }
 
 /// Why a job did not succeed this time.

@@ -2,6 +2,8 @@
 //! Schedule is due at, and the ticks that enqueue the sends of every subscription on a schedule
 //! with one set-based statement.
 
+pub mod forecast;
+pub mod local;
 pub mod ticker;
 
 use chrono::{DateTime, Datelike, DurationRound, Timelike, Utc};
@@ -121,6 +123,7 @@ mod tests {
             month_of_year: month.into(),
             created_at: now,
             updated_at: now,
+            timezone: "UTC".into(),
         })
         .unwrap()
     }

@@ -1,45 +1,86 @@
-//! The tick loop: every few seconds, fire each schedule's due minute that has not fired yet.
+//! The tick loop: every few seconds, fire each (schedule, zone) pair's due minute that has not
+//! fired yet.
 //!
-//! A tick is claimed by inserting its (schedule, minute) row, in the same transaction as the
-//! sends it enqueues, so racing workers and restarts fire it exactly once. After downtime only
-//! the latest missed due minute within the catch-up window fires (subscribers should not get
-//! several messages at once); earlier missed minutes are logged as skipped.
+//! A schedule's subscribers are grouped by zone: those that name none, or the schedule's own, are
+//! evaluated in the schedule's zone; each other zone a subscriber names is its own group. A tick
+//! is claimed by inserting its (schedule, zone, minute) row, in the same transaction as the sends
+//! it enqueues with one statement, so racing workers and restarts fire it exactly once. After
+//! downtime only the latest missed due minute within the catch-up window fires (subscribers
+//! should not get several messages at once); earlier missed minutes are logged as skipped.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-use super::{due_minutes, minute_of, Cron};
+use super::{minute_of, Cron};
 use crate::content::model::Schedule;
+use crate::content::zone::{parse_zone, Tz};
 use crate::jobs::worker::JobContext;
-use crate::store::{self, ticks as sql, Db};
+use crate::store::{self, ticks as sql, Conn, Db};
 
 /// How far back missed ticks are looked for, to report them; older gaps are reported as one.
 const LOOK_BACK: chrono::Duration = chrono::Duration::days(7);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fired {
     pub schedule_id: i64,
+    pub timezone: String,
     pub minute: DateTime<Utc>,
     pub enqueued: u64,
 }
 
-/// Fires one schedule's tick for `minute` now, unless it already fired. Returns how many sends
-/// it enqueued, or `None` when the tick was already taken.
-pub async fn fire(
+/// The subscribers of a schedule who share a zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneGroup {
+    pub zone: String,
+    /// The schedule's own zone: includes the subscribers that name no zone.
+    pub unzoned: bool,
+}
+
+/// The schedule's zone groups: its own zone always (so its ticks are claimed as before zones
+/// existed, subscribers or not), then each other zone a live subscriber names.
+pub async fn zone_groups(conn: Conn<'_>, schedule: &Schedule) -> store::Result<Vec<ZoneGroup>> {
+    let named = sql::subscription_zones(conn, schedule.id).await?;
+    let own = ZoneGroup {
+        zone: schedule.timezone.clone(),
+        unzoned: true,
+    };
+    let others = named
+        .into_iter()
+        .filter(|zone| *zone != schedule.timezone)
+        .map(|zone| ZoneGroup {
+            zone,
+            unzoned: false,
+        });
+    Ok(std::iter::once(own).chain(others).collect())
+}
+
+/// Fires one zone group's tick for `minute` now, unless it already fired. Returns how many
+/// sends it enqueued, or `None` when the tick was already taken.
+pub async fn fire_zone(
     db: &Db,
     max_attempts: i32,
     schedule_id: i64,
+    group: &ZoneGroup,
     minute: DateTime<Utc>,
 ) -> store::Result<Option<u64>> {
     let now = store::now();
+    let zone = group.zone.as_str();
     let mut tx = db.begin().await?;
-    if !sql::claim_tick(tx.conn(), schedule_id, minute, now).await? {
+    if !sql::claim_tick(tx.conn(), schedule_id, zone, minute, now).await? {
         return Ok(None);
     }
-    let enqueued = sql::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, now).await?;
-    sql::record_tick_enqueued(tx.conn(), schedule_id, minute, enqueued as i64).await?;
+    let enqueued = sql::enqueue_zone_sends(
+        tx.conn(),
+        schedule_id,
+        zone,
+        group.unzoned,
+        max_attempts,
+        now,
+    )
+    .await?;
+    sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued as i64).await?;
     // Before the jobs become visible, so that no worker plans its claims for an empty queue.
     if enqueued >= 10_000 {
         store::jobs::refresh_statistics(tx.conn()).await?;
@@ -48,11 +89,48 @@ pub async fn fire(
     Ok(Some(enqueued))
 }
 
-/// Which minute of `schedule` to fire at `now`, if any, and how many earlier due minutes were
-/// missed and are skipped.
+/// Fires every zone group of the schedule for the UTC `minute`, whether or not it is due there
+/// (for tests, benchmarks and one-off runs). Returns the sends enqueued, or `None` when every
+/// group's tick was already taken.
+pub async fn fire(
+    db: &Db,
+    max_attempts: i32,
+    schedule_id: i64,
+    minute: DateTime<Utc>,
+) -> store::Result<Option<u64>> {
+    let groups = {
+        let mut conn = db.acquire().await?;
+        match store::content::get_schedule(conn.conn(), schedule_id).await? {
+            Some(schedule) => zone_groups(conn.conn(), &schedule).await?,
+            None => return Ok(None),
+        }
+    };
+    let mut total = None;
+    for group in &groups {
+        if let Some(enqueued) = fire_zone(db, max_attempts, schedule_id, group, minute).await? {
+            total = Some(total.unwrap_or(0) + enqueued);
+        }
+    }
+    Ok(total)
+}
+
+/// Which minute of `schedule` to fire at `now` (in UTC), if any, and how many earlier due
+/// minutes were missed and are skipped.
 pub fn plan(
     schedule: &Schedule,
     cron: &Cron,
+    last_tick: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    catch_up: Duration,
+) -> (Option<DateTime<Utc>>, usize) {
+    plan_in(schedule, cron, Tz::UTC, last_tick, now, catch_up)
+}
+
+/// [`plan`] for the schedule's fields evaluated in `zone`, with that zone's last tick.
+pub fn plan_in(
+    schedule: &Schedule,
+    cron: &Cron,
+    zone: Tz,
     last_tick: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     catch_up: Duration,
@@ -67,14 +145,14 @@ pub fn plan(
     if last_tick.is_none() {
         from = from.max(window_start);
     }
-    let due = due_minutes(cron, from, now);
+    let due = cron.due_minutes_in(zone, from, now);
     match due.last() {
         Some(latest) if *latest >= window_start => (Some(*latest), due.len() - 1),
         _ => (None, due.len()),
     }
 }
 
-/// One pass over every schedule.
+/// One pass over every schedule and each of its zones.
 pub async fn tick(
     db: &Db,
     max_attempts: i32,
@@ -94,31 +172,77 @@ pub async fn tick(
                 continue;
             }
         };
-        let last = {
+        let groups = {
             let mut conn = db.acquire().await?;
-            sql::last_tick(conn.conn(), schedule.id).await?
+            zone_groups(conn.conn(), &schedule).await?
         };
-        let (minute, skipped) = plan(&schedule, &cron, last, now, catch_up);
-        if skipped > 0 {
-            metrics::counter!("sbm_scheduler_ticks_skipped_total").increment(skipped as u64);
-            tracing::warn!(
-                schedule = schedule.id,
-                skipped,
-                "missed ticks outside the catch-up window are skipped"
-            );
-        }
-        let Some(minute) = minute else { continue };
-        if let Some(enqueued) = fire(db, max_attempts, schedule.id, minute).await? {
-            metrics::counter!("sbm_scheduler_ticks_total").increment(1);
-            tracing::info!(schedule = schedule.id, %minute, enqueued, "tick fired");
-            fired.push(Fired {
-                schedule_id: schedule.id,
-                minute,
-                enqueued,
-            });
+        for group in groups {
+            if let Some(f) =
+                tick_zone(db, max_attempts, &schedule, &cron, group, now, catch_up).await?
+            {
+                fired.push(f);
+            }
         }
     }
     Ok(fired)
+}
+
+async fn tick_zone(
+    db: &Db,
+    max_attempts: i32,
+    schedule: &Schedule,
+    cron: &Cron,
+    group: ZoneGroup,
+    now: DateTime<Utc>,
+    catch_up: Duration,
+) -> store::Result<Option<Fired>> {
+    let zone = match parse_zone(&group.zone) {
+        Ok(zone) => zone,
+        Err(err) => {
+            tracing::warn!(schedule = schedule.id, zone = %group.zone, error = %err, "zone cannot be evaluated");
+            return Ok(None);
+        }
+    };
+    let last = {
+        let mut conn = db.acquire().await?;
+        match sql::last_tick(conn.conn(), schedule.id, &group.zone).await? {
+            // The schedule moved to this zone: its subscribers last got a message at its last
+            // tick in the zone before, which no minute of this one may repeat.
+            None if group.unzoned => sql::last_tick_any_zone(conn.conn(), schedule.id).await?,
+            last => last,
+        }
+    };
+    // A zone that has never fired for this schedule (its first subscriber just arrived) has no
+    // missed minute to catch up: only a minute due now fires.
+    let catch_up = if last.is_none() && !group.unzoned {
+        Duration::ZERO
+    } else {
+        catch_up
+    };
+    let (minute, skipped) = plan_in(schedule, cron, zone, last, now, catch_up);
+    if skipped > 0 {
+        metrics::counter!("sbm_scheduler_ticks_skipped_total").increment(skipped as u64);
+        tracing::warn!(
+            schedule = schedule.id,
+            zone = %group.zone,
+            skipped,
+            "missed ticks outside the catch-up window are skipped"
+        );
+    }
+    let Some(minute) = minute else {
+        return Ok(None);
+    };
+    let Some(enqueued) = fire_zone(db, max_attempts, schedule.id, &group, minute).await? else {
+        return Ok(None);
+    };
+    metrics::counter!("sbm_scheduler_ticks_total").increment(1);
+    tracing::info!(schedule = schedule.id, zone = %group.zone, %minute, enqueued, "tick fired");
+    Ok(Some(Fired {
+        schedule_id: schedule.id,
+        timezone: group.zone,
+        minute,
+        enqueued,
+    }))
 }
 
 /// Runs ticks every `interval` until `shutdown`.
@@ -160,6 +284,7 @@ mod tests {
             month_of_year: "*".into(),
             created_at: at("2026-11-01T00:00:00Z"),
             updated_at: at("2026-11-01T00:00:00Z"),
+            timezone: "UTC".into(),
         }
     }
 
@@ -212,6 +337,34 @@ mod tests {
             Duration::from_secs(300),
         );
         assert_eq!((fire, skipped), (None, 6));
+    }
+
+    #[test]
+    fn a_zone_fires_its_local_minute_once_across_the_fall_back_hour() {
+        let mut s = every_ten_minutes();
+        s.minute = "30".into();
+        s.hour = "1".into();
+        s.timezone = "Europe/London".into();
+        let cron = Cron::parse(&s).unwrap();
+        let london = crate::content::zone::parse_zone("Europe/London").unwrap();
+        let window = Duration::from_secs(15 * 60);
+        // 01:30 BST (00:30Z) fires; 01:30 GMT an hour later (01:30Z) is the same local minute.
+        let first = plan_in(&s, &cron, london, None, at("2027-10-31T00:30:10Z"), window);
+        assert_eq!(first, (Some(at("2027-10-31T00:30:00Z")), 0));
+        let again = plan_in(
+            &s,
+            &cron,
+            london,
+            first.0,
+            at("2027-10-31T01:30:10Z"),
+            window,
+        );
+        assert_eq!(again, (None, 0));
+        // In UTC the same fields fire at 01:30Z.
+        assert_eq!(
+            plan(&s, &cron, first.0, at("2027-10-31T01:30:10Z"), window),
+            (Some(at("2027-10-31T01:30:00Z")), 0)
+        );
     }
 
     #[test]

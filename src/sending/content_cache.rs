@@ -41,6 +41,7 @@ pub struct ContentCache {
     sets: Map<i64, Option<Arc<MessageSet>>>,
     messages: Map<(i64, i32, String), Option<Arc<Message>>>,
     last: Map<(i64, String), Option<i32>>,
+    zones: Map<i64, Option<String>>,
 }
 
 impl ContentCache {
@@ -50,6 +51,7 @@ impl ContentCache {
             sets: Map::new(),
             messages: Map::new(),
             last: Map::new(),
+            zones: Map::new(),
         }
     }
 
@@ -81,6 +83,19 @@ impl ContentCache {
             .await?
             .map(Arc::new);
         self.messages.put(key, value.clone());
+        Ok(value)
+    }
+
+    /// The time zone of a schedule (`None` if it no longer exists).
+    pub async fn schedule_zone(&self, db: &Db, schedule: i64) -> store::Result<Option<String>> {
+        if let Some(hit) = self.zones.get(&schedule, self.ttl) {
+            return Ok(hit);
+        }
+        let mut conn = db.acquire().await?;
+        let value = content_sql::get_schedule(conn.conn(), schedule)
+            .await?
+            .map(|s| s.timezone);
+        self.zones.put(schedule, value.clone());
         Ok(value)
     }
 

@@ -45,6 +45,9 @@ pub async fn send(
         .message_set(&ctx.db, subscription.message_set_id)
         .await?
         .ok_or_else(|| content_error("the subscription's message set no longer exists".into()))?;
+    if super::quiet_hours::defer_outside_window(ctx, claim, &subscription, &set).await? {
+        return Ok(());
+    }
     let sequence_number = if resend {
         resend_sequence_number(&subscription)
     } else {

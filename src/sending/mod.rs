@@ -4,6 +4,7 @@
 pub mod completion;
 pub mod content_cache;
 pub mod job;
+pub mod quiet_hours;
 pub mod rate;
 
 use serde_json::{json, Map, Value};

@@ -41,11 +41,11 @@ pub async fn insert_schedule(
     now: DateTime<Utc>,
 ) -> Result<Schedule> {
     const SQL: &str = "insert into schedule \
-        (minute, hour, day_of_week, day_of_month, month_of_year, created_at, updated_at) \
-        values ($1, $2, $3, $4, $5, $6, $6) returning *";
+        (minute, hour, day_of_week, day_of_month, month_of_year, created_at, updated_at, timezone) \
+        values ($1, $2, $3, $4, $5, $6, $6, $7) returning *";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(&f.minute).bind(&f.hour).bind(&f.day_of_week).bind(&f.day_of_month)
-        .bind(&f.month_of_year).bind(now)
+        .bind(&f.month_of_year).bind(now).bind(&f.timezone)
         .fetch_one(&mut *c).await)?)
 }
 
@@ -56,10 +56,10 @@ pub async fn update_schedule(
     now: DateTime<Utc>,
 ) -> Result<Schedule> {
     const SQL: &str = "update schedule set minute = $2, hour = $3, day_of_week = $4, \
-        day_of_month = $5, month_of_year = $6, updated_at = $7 where id = $1 returning *";
+        day_of_month = $5, month_of_year = $6, updated_at = $7, timezone = $8 where id = $1 returning *";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(&f.minute).bind(&f.hour).bind(&f.day_of_week).bind(&f.day_of_month)
-        .bind(&f.month_of_year).bind(now)
+        .bind(&f.month_of_year).bind(now).bind(&f.timezone)
         .fetch_one(&mut *c).await)?)
 }
 
@@ -91,11 +91,13 @@ pub async fn insert_message_set(
     now: DateTime<Utc>,
 ) -> Result<MessageSet> {
     const SQL: &str = "insert into message_set \
-        (short_name, label, notes, channel, next_set_id, default_schedule_id, content_type, created_at, updated_at) \
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $8) returning *";
+        (short_name, label, notes, channel, next_set_id, default_schedule_id, content_type, created_at, updated_at, \
+        send_window_start, send_window_end) \
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) returning *";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(&f.short_name).bind(&f.label).bind(&f.notes).bind(&f.channel)
         .bind(f.next_set_id).bind(f.default_schedule_id).bind(&f.content_type).bind(now)
+        .bind(&f.send_window_start).bind(&f.send_window_end)
         .fetch_one(&mut *c).await)?)
 }
 
@@ -107,11 +109,13 @@ pub async fn update_message_set(
 ) -> Result<MessageSet> {
     const SQL: &str =
         "update message_set set short_name = $2, label = $3, notes = $4, channel = $5, \
-        next_set_id = $6, default_schedule_id = $7, content_type = $8, updated_at = $9 \
+        next_set_id = $6, default_schedule_id = $7, content_type = $8, updated_at = $9, \
+        send_window_start = $10, send_window_end = $11 \
         where id = $1 returning *";
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(&f.short_name).bind(&f.label).bind(&f.notes).bind(&f.channel)
         .bind(f.next_set_id).bind(f.default_schedule_id).bind(&f.content_type).bind(now)
+        .bind(&f.send_window_start).bind(&f.send_window_end)
         .fetch_one(&mut *c).await)?)
 }
 

@@ -27,6 +27,8 @@ pub struct JobRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub failed_at: Option<DateTime<Utc>>,
+    /// Why the job waits past the time it was due (a send outside its window), if it does.
+    pub deferred_reason: Option<String>,
 }
 
 /// A job to insert.

@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod content;
 pub mod events;
 pub mod jobs;
+pub mod local_time;
 pub mod metrics;
 pub mod subscriptions;
 pub mod ticks;

@@ -22,13 +22,13 @@ pub async fn insert_subscription(
     const SQL: &str =
         "insert into subscription (id, identity, version, message_set_id, next_sequence_number, \
         initial_sequence_number, lang, active, completed, schedule_id, process_status, metadata, \
-        created_at, updated_at, created_by, updated_by) \
-        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14) returning *";
+        created_at, updated_at, created_by, updated_by, timezone) \
+        values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $14, $15) returning *";
     let metadata = f.metadata.clone().map(Json);
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(f.identity).bind(f.version).bind(f.message_set_id).bind(f.next_sequence_number)
         .bind(f.initial_sequence_number).bind(&f.lang).bind(f.active).bind(f.completed).bind(schedule_id)
-        .bind(f.process_status).bind(&metadata).bind(now).bind(user)
+        .bind(f.process_status).bind(&metadata).bind(now).bind(user).bind(&f.timezone)
         .fetch_one(&mut *c).await)?)
 }
 
@@ -42,13 +42,13 @@ pub async fn update_subscription(
 ) -> Result<Subscription> {
     const SQL: &str = "update subscription set identity = $2, version = $3, message_set_id = $4, \
         next_sequence_number = $5, initial_sequence_number = $6, lang = $7, active = $8, completed = $9, \
-        schedule_id = $10, process_status = $11, metadata = $12, updated_at = $13, updated_by = $14 \
-        where id = $1 returning *";
+        schedule_id = $10, process_status = $11, metadata = $12, updated_at = $13, updated_by = $14, \
+        timezone = $15 where id = $1 returning *";
     let metadata = f.metadata.clone().map(Json);
     Ok(on_conn!(conn, c => sqlx::query_as(SQL)
         .bind(id).bind(f.identity).bind(f.version).bind(f.message_set_id).bind(f.next_sequence_number)
         .bind(f.initial_sequence_number).bind(&f.lang).bind(f.active).bind(f.completed).bind(schedule_id)
-        .bind(f.process_status).bind(&metadata).bind(now).bind(user)
+        .bind(f.process_status).bind(&metadata).bind(now).bind(user).bind(&f.timezone)
         .fetch_one(&mut *c).await)?)
 }
 

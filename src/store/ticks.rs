@@ -10,35 +10,118 @@ pub async fn all_schedules(conn: Conn<'_>) -> Result<Vec<Schedule>> {
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
 }
 
-/// The latest minute the schedule fired at, if it ever did.
-pub async fn last_tick(conn: Conn<'_>, schedule_id: i64) -> Result<Option<DateTime<Utc>>> {
+/// The latest minute the schedule fired at in the zone, if it ever did.
+pub async fn last_tick(
+    conn: Conn<'_>,
+    schedule_id: i64,
+    zone: &str,
+) -> Result<Option<DateTime<Utc>>> {
+    const SQL: &str =
+        "select max(minute) from schedule_tick where schedule_id = $1 and timezone = $2";
+    Ok(
+        on_conn!(conn, c => sqlx::query_scalar(SQL).bind(schedule_id).bind(zone).fetch_one(&mut *c).await)?,
+    )
+}
+
+/// The latest minute the schedule fired at in any zone.
+pub async fn last_tick_any_zone(conn: Conn<'_>, schedule_id: i64) -> Result<Option<DateTime<Utc>>> {
     const SQL: &str = "select max(minute) from schedule_tick where schedule_id = $1";
     Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(schedule_id).fetch_one(&mut *c).await)?)
 }
 
-/// Claims the tick; `false` when another worker (or an earlier run) already fired it.
+/// Claims the tick of the zone; `false` when another worker (or an earlier run) already fired it.
 pub async fn claim_tick(
     conn: Conn<'_>,
     schedule_id: i64,
+    zone: &str,
     minute: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool> {
-    const SQL: &str = "insert into schedule_tick (schedule_id, minute, enqueued, fired_at) values ($1, $2, 0, $3) \
-        on conflict (schedule_id, minute) do nothing";
-    let done = on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(minute).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    const SQL: &str =
+        "insert into schedule_tick (schedule_id, timezone, minute, enqueued, fired_at) \
+        values ($1, $2, $3, 0, $4) on conflict (schedule_id, timezone, minute) do nothing";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(zone).bind(minute).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(done > 0)
 }
 
 pub async fn record_tick_enqueued(
     conn: Conn<'_>,
     schedule_id: i64,
+    zone: &str,
     minute: DateTime<Utc>,
     enqueued: i64,
 ) -> Result<()> {
-    const SQL: &str =
-        "update schedule_tick set enqueued = $3 where schedule_id = $1 and minute = $2";
-    on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(minute).bind(enqueued).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    const SQL: &str = "update schedule_tick set enqueued = $4 \
+        where schedule_id = $1 and timezone = $2 and minute = $3";
+    on_conn!(conn, c => sqlx::query(SQL).bind(schedule_id).bind(zone).bind(minute).bind(enqueued).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// The zones that a schedule's live subscriptions name as their own, in order. A loose index
+/// scan: one index probe per zone, however many subscriptions there are.
+pub async fn subscription_zones(conn: Conn<'_>, schedule_id: i64) -> Result<Vec<String>> {
+    const SQL: &str = "with recursive zones(tz) as ( \
+            select min(timezone) from subscription \
+            where schedule_id = $1 and active and not completed and timezone is not null \
+          union all \
+            select (select min(timezone) from subscription \
+                where schedule_id = $1 and active and not completed and timezone > zones.tz) \
+            from zones where zones.tz is not null) \
+        select tz from zones where tz is not null";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).bind(schedule_id).fetch_all(&mut *c).await)?)
+}
+
+/// The INSERT … SELECT of [`enqueue_schedule_sends`], for one engine's task id and payload
+/// type and one zone condition.
+macro_rules! zone_enqueue {
+    ($task_id:literal, $payload_type:literal, $zone:literal) => {
+        concat!(
+            "insert into job (task_id, kind, payload, state, attempts, max_attempts, run_at, \
+                subscription_id, created_at, updated_at) \
+            select ",
+            $task_id,
+            ", 'send_message', '{\"kind\": \"send_message\", \"resend\": false}'",
+            $payload_type,
+            ", 'pending', 0, $2, $3, s.id, $3, $3 \
+            from subscription s \
+            where s.schedule_id = $1 and s.active and not s.completed and s.process_status = 0 \
+                and ",
+            $zone,
+            " on conflict do nothing"
+        )
+    };
+}
+
+/// Like [`enqueue_schedule_sends`], for the subscriptions of one zone only: those that name
+/// `zone`, and with `unzoned` also those that name none (`zone` is then the schedule's).
+pub async fn enqueue_zone_sends(
+    conn: Conn<'_>,
+    schedule_id: i64,
+    zone: &str,
+    unzoned: bool,
+    max_attempts: i32,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let sql = match (&conn, unzoned) {
+        (Conn::Postgres(_), false) => {
+            zone_enqueue!("gen_random_uuid()", "::jsonb", "s.timezone = $4")
+        }
+        (Conn::Postgres(_), true) => zone_enqueue!(
+            "gen_random_uuid()",
+            "::jsonb",
+            "(s.timezone is null or s.timezone = $4)"
+        ),
+        // SQLite has no UUID function; 16 random bytes are a valid (if unversioned) task id.
+        (Conn::Sqlite(_), false) => zone_enqueue!("randomblob(16)", "", "s.timezone = $4"),
+        (Conn::Sqlite(_), true) => zone_enqueue!(
+            "randomblob(16)",
+            "",
+            "(s.timezone is null or s.timezone = $4)"
+        ),
+    };
+    Ok(on_conn!(conn, c => sqlx::query(sql)
+        .bind(schedule_id).bind(max_attempts).bind(now).bind(zone)
+        .execute(&mut *c).await?.rows_affected()))
 }
 
 /// Writes a send job for every active, incomplete, ready subscription on the schedule, in one

@@ -17,8 +17,13 @@ use crate::store::{self, Tx};
 use crate::validation::FieldErrors;
 use model::{status, Subscription, SubscriptionFields};
 
-async fn validate(tx: &mut Tx, f: &SubscriptionFields) -> Result<()> {
+async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Result<()> {
     let mut errors = FieldErrors::new();
+    if let Some(zone) = &f.timezone {
+        if let Err(message) = crate::content::zone::check_zone(zone, effects.scheduler_mode) {
+            errors.add("timezone", message);
+        }
+    }
     if f.next_sequence_number < 1 {
         errors.add(
             "next_sequence_number",
@@ -76,7 +81,7 @@ pub async fn create(
     mut f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    validate(tx, &f).await?;
+    validate(tx, effects, &f).await?;
     f.initial_sequence_number = f.initial_sequence_number.or(Some(f.next_sequence_number));
     let schedule = schedule_for(tx, &f).await?;
     let created =
@@ -101,7 +106,7 @@ pub async fn update(
     f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    validate(tx, &f).await?;
+    validate(tx, effects, &f).await?;
     let schedule = schedule_for(tx, &f).await?;
     let after =
         sql::update_subscription(tx.conn(), before.id, &f, schedule, user, store::now()).await?;
@@ -339,6 +344,8 @@ async fn start_next_set(
         initial_sequence_number: Some(1),
         lang: finished.lang.clone(),
         schedule_id: Some(next.default_schedule_id),
+        // The subscriber lives where they lived.
+        timezone: finished.timezone.clone(),
         ..SubscriptionFields::default()
     };
     create(tx, effects, fields, finished.created_by)

@@ -39,6 +39,8 @@ pub struct Subscription {
     pub created_by: Option<i64>,
     pub updated_by: Option<i64>,
     pub send_requested_at: Option<DateTime<Utc>>,
+    /// The subscriber's IANA zone; `None` means the schedule's.
+    pub timezone: Option<String>,
 }
 
 impl Subscription {
@@ -75,6 +77,7 @@ pub struct SubscriptionFields {
     pub schedule_id: Option<i64>,
     pub process_status: i16,
     pub metadata: Option<Value>,
+    pub timezone: Option<String>,
 }
 
 impl Default for SubscriptionFields {
@@ -91,6 +94,7 @@ impl Default for SubscriptionFields {
             schedule_id: None,
             process_status: status::READY,
             metadata: Some(Value::Object(Default::default())),
+            timezone: None,
         }
     }
 }
@@ -109,6 +113,7 @@ impl From<&Subscription> for SubscriptionFields {
             schedule_id: Some(s.schedule_id),
             process_status: s.process_status,
             metadata: s.metadata.as_ref().map(|j| j.0.clone()),
+            timezone: s.timezone.clone(),
         }
     }
 }

@@ -181,6 +181,7 @@ pub fn fast_worker() -> WorkerConfig {
         tick_interval_secs: 3600,
         catch_up_secs: 900,
         content_cache_ms: 5_000,
+        send_window: None,
     }
 }
 

@@ -47,6 +47,7 @@ async fn a_rolled_back_change_writes_no_event_and_a_committed_one_always_does(ba
         day_of_week: "1".into(),
         day_of_month: "*".into(),
         month_of_year: "*".into(),
+        timezone: "UTC".into(),
     };
     // The change and its event are written, then the transaction is dropped uncommitted.
     let mut tx = app.db.begin().await.unwrap();
