@@ -271,10 +271,7 @@ fn wants_raw(query: Option<&str>, headers: &HeaderMap) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let types: Vec<String> = accept
-        .split(',')
-        .map(super::body::essence)
-        .collect();
+    let types: Vec<String> = accept.split(',').map(super::body::essence).collect();
     let names_json = types
         .iter()
         .any(|t| t == "application/json" || t.ends_with("+json"));
