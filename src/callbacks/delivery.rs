@@ -339,7 +339,7 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
             posted.error = Some(if err.is_timeout() {
                 "timed out".to_string()
             } else {
-                format!("{err:#}")
+                super::error_chain(&err)
             });
         }
     }

@@ -30,6 +30,8 @@ pub struct CallbackSettings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub disable_after: Duration,
+    /// Where callback host names are looked up (the system resolver but in tests).
+    pub lookup: Arc<dyn ssrf::Lookup>,
 }
 
 impl CallbackSettings {
@@ -55,6 +57,7 @@ impl CallbackSettings {
             timeout: Duration::from_millis(c.timeout_ms.max(1)),
             concurrency: c.delivery_concurrency.max(1),
             disable_after: Duration::from_secs(c.disable_after_secs),
+            lookup: Arc::new(ssrf::SystemLookup),
         })
     }
 
@@ -69,7 +72,10 @@ impl CallbackSettings {
     /// follows no redirects (a 3xx is a failure) and gives up after the timeout.
     pub fn http_client(&self) -> reqwest::Client {
         reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver::new(self.policy.clone())))
+            .dns_resolver(Arc::new(GuardedResolver::with_lookup(
+                self.policy.clone(),
+                self.lookup.clone(),
+            )))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .user_agent(concat!("sbm/", env!("CARGO_PKG_VERSION"), " (WebSub hub)"))
@@ -90,6 +96,22 @@ impl Hub {
         let client = settings.http_client();
         Hub { settings, client }
     }
+}
+
+/// An error with its causes, `outer: inner: …`: reqwest's own text hides why a connection was
+/// not made (for instance the guarded resolver's refusal).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn time(t: Option<DateTime<Utc>>) -> Value {

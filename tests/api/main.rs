@@ -18,4 +18,5 @@ mod outbox;
 mod schedules;
 mod scheduling;
 mod sending;
+mod ssrf;
 mod subscriptions;
