@@ -20,6 +20,8 @@ use crate::store::{users, Db};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsConfig,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +44,16 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Manage the encryption of stored secrets (docs/security.md).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored callback secret and integration auth header with SECRET_KEY
+    /// (those sealed with a SECRET_KEY_FALLBACKS key, and plaintext from before encryption).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,8 +165,14 @@ pub enum TokenCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(config) => serve(&cli.database, &config).await,
-        Command::Worker(command) => worker(&cli.database, &command).await,
+        Command::Serve(mut config) => {
+            config.events.secrets = cli.secrets.resolved(cli.database.url())?;
+            serve(&cli.database, &config).await
+        }
+        Command::Worker(mut command) => {
+            command.events.secrets = cli.secrets.resolved(cli.database.url())?;
+            worker(&cli.database, &command).await
+        }
         Command::Migrate => {
             let db = connect(&cli.database).await?;
             db.migrate().await?;
@@ -170,8 +188,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             token_command(&db, command).await
         }
         Command::IntegrationGroup(command) => {
+            let keyring = cli.secrets.resolved(cli.database.url())?.keyring()?;
             let db = migrated(&cli.database).await?;
-            integration_group_command(&db, command).await
+            integration_group_command(&db, &keyring, command).await
+        }
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let keyring = cli.secrets.resolved(cli.database.url())?.keyring()?;
+            let db = migrated(&cli.database).await?;
+            let done = crate::secrets::rotate(&db, &keyring).await?;
+            println!(
+                "re-encrypted {} secret(s); {} already current; {} unreadable",
+                done.resealed, done.current, done.unreadable
+            );
+            if done.unreadable > 0 {
+                anyhow::bail!("{} stored secret(s) could not be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS", done.unreadable);
+            }
+            Ok(())
         }
     }
 }
@@ -290,6 +322,7 @@ fn api_error(err: crate::http::error::ApiError) -> anyhow::Error {
 
 async fn integration_group_command(
     db: &Db,
+    keyring: &crate::secrets::Keyring,
     command: IntegrationGroupCommand,
 ) -> anyhow::Result<()> {
     use crate::http::integrations::{new_group, read_group};
@@ -327,7 +360,7 @@ async fn integration_group_command(
                 .map_err(api_error)?;
             group.next_push_at = crate::integrations::next_push(&group, now);
             let mut tx = db.begin().await?;
-            crate::integrations::create_group(&mut tx, &group, &topics)
+            crate::integrations::create_group(&mut tx, keyring, &group, &topics)
                 .await
                 .map_err(|err| api_error(err.into()))?;
             tx.commit().await?;

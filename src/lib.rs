@@ -31,6 +31,8 @@ pub mod jobs;
 pub mod peers;
 /// The built-in scheduler: cron evaluation and ticks.
 pub mod scheduling;
+/// Secrets at rest: sealing callback secrets and integration auth headers.
+pub mod secrets;
 /// Composing and sending one message.
 pub mod sending;
 /// Storage on PostgreSQL and SQLite.

@@ -4,6 +4,7 @@
 pub mod delivery;
 pub mod hub;
 pub mod retry;
+pub mod secrets;
 pub mod signing;
 pub mod ssrf;
 pub mod verify;
@@ -32,12 +33,15 @@ pub struct CallbackSettings {
     pub disable_after: Duration,
     /// Where callback host names are looked up (the system resolver but in tests).
     pub lookup: Arc<dyn ssrf::Lookup>,
+    /// Seals callback secrets (and integration auth headers) in the database.
+    pub keyring: crate::secrets::Keyring,
 }
 
 impl CallbackSettings {
     pub fn from_config(c: &EventsConfig) -> anyhow::Result<Self> {
         let policy = AddressPolicy::new(&c.callback_allowed_networks)
             .map_err(|err| anyhow::anyhow!("SBM_CALLBACK_ALLOWED_NETWORKS: {err}"))?;
+        let keyring = c.secrets.keyring()?;
         let lease_min = c.lease_min_secs.max(1);
         let lease_max = c.lease_max_secs.max(lease_min);
         Ok(CallbackSettings {
@@ -58,6 +62,7 @@ impl CallbackSettings {
             concurrency: c.delivery_concurrency.max(1),
             disable_after: Duration::from_secs(c.disable_after_secs),
             lookup: Arc::new(ssrf::SystemLookup),
+            keyring,
         })
     }
 

@@ -303,7 +303,7 @@ pub async fn create(
     let topics = read_group(&body, Mode::Create, &mut group, &[])?;
     group.next_push_at = integrations::next_push(&group, now);
     let mut tx = state.begin().await?;
-    integrations::create_group(&mut tx, &group, &topics).await?;
+    integrations::create_group(&mut tx, &state.hub.settings.keyring, &group, &topics).await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(out)))
@@ -339,7 +339,8 @@ pub async fn update(
     let now = store::now();
     group.updated_at = now;
     group.next_push_at = integrations::next_push(&group, now);
-    sql::update_group(tx.conn(), &group, &topics).await?;
+    let stored = integrations::sealed(&state.hub.settings.keyring, &group);
+    sql::update_group(tx.conn(), &stored, &topics).await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok(Json(out))

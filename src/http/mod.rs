@@ -21,6 +21,7 @@ mod messages;
 mod observability;
 mod openapi;
 mod schedules;
+mod security;
 mod subscriptions;
 mod users;
 
@@ -103,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(observability::router())
         .merge(openapi::router())
+        .merge(security::router())
         .nest_service(
             "/media",
             tower_http::services::ServeDir::new(state.media.root()),

@@ -17,6 +17,7 @@ mod metrics;
 mod outbox;
 mod schedules;
 mod scheduling;
+mod secrets;
 mod sending;
 mod ssrf;
 mod subscriptions;
