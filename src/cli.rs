@@ -289,6 +289,14 @@ async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Create { email, admin } => {
             let mut tx = db.begin().await?;
             let (user, created) = auth::create_user(&mut tx, &email, admin).await?;
+            let details = serde_json::json!({"email": user.email, "admin": user.is_admin, "created": created});
+            cli_audit(
+                &mut tx,
+                "user.create",
+                ("user", user.id.to_string()),
+                details,
+            )
+            .await?;
             tx.commit().await?;
             let state = if created { "created" } else { "exists" };
             println!(
@@ -363,6 +371,14 @@ async fn integration_group_command(
             crate::integrations::create_group(&mut tx, keyring, &group, &topics)
                 .await
                 .map_err(|err| api_error(err.into()))?;
+            let object = ("integration_group", group.name.clone());
+            cli_audit(
+                &mut tx,
+                "integration_group.create",
+                object,
+                serde_json::json!({}),
+            )
+            .await?;
             tx.commit().await?;
             println!(
                 "created integration group {} ({})",
@@ -394,6 +410,14 @@ async fn integration_group_command(
             if !sql::delete_group(tx.conn(), &name).await? {
                 anyhow::bail!("no such integration group: {name}");
             }
+            let object = ("integration_group", name.clone());
+            cli_audit(
+                &mut tx,
+                "integration_group.delete",
+                object,
+                serde_json::json!({}),
+            )
+            .await?;
             tx.commit().await?;
             println!("deleted integration group {name}");
         }
@@ -402,10 +426,31 @@ async fn integration_group_command(
             let token = crate::integrations::issue_poll_token(&mut tx, &name)
                 .await
                 .map_err(|err| api_error(err.into()))?;
+            let prefix: String = token.chars().take(8).collect();
+            let details = serde_json::json!({"prefix": prefix});
+            cli_audit(
+                &mut tx,
+                "integration_group.token",
+                ("integration_group", name),
+                details,
+            )
+            .await?;
             tx.commit().await?;
             println!("{token}");
         }
     }
+    Ok(())
+}
+
+/// Records a command-line change in the audit log, in its transaction.
+async fn cli_audit(
+    tx: &mut crate::store::Tx,
+    action: &str,
+    (kind, id): (&str, String),
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let object = crate::audit::Object::new(kind, id);
+    crate::audit::record(tx, &crate::audit::Actor::cli(), action, object, details).await?;
     Ok(())
 }
 
@@ -414,6 +459,10 @@ async fn token_command(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create { email, admin } => {
             let mut tx = db.begin().await?;
             let issued = auth::issue_token(&mut tx, &email, admin).await?;
+            let prefix: String = issued.token.chars().take(8).collect();
+            let details =
+                serde_json::json!({"email": issued.user.email, "admin": issued.user.is_admin});
+            cli_audit(&mut tx, "token.create", ("token", prefix), details).await?;
             tx.commit().await?;
             println!("{}", issued.token);
         }
@@ -433,6 +482,9 @@ async fn token_command(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { token_or_prefix } => {
             let mut tx = db.begin().await?;
             let revoked = auth::revoke(&mut tx, &token_or_prefix).await?;
+            let prefix: String = token_or_prefix.chars().take(8).collect();
+            let details = serde_json::json!({"revoked": revoked});
+            cli_audit(&mut tx, "token.revoke", ("token", prefix), details).await?;
             tx.commit().await?;
             if revoked == 0 {
                 anyhow::bail!("no active token matches {token_or_prefix:?}");

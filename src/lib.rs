@@ -3,6 +3,8 @@
 
 /// Building and running the service.
 pub mod app;
+/// The audit log: who changed tokens, users and what admins did.
+pub mod audit;
 /// Users and API tokens.
 pub mod auth;
 /// Callbacks (WebSub subscriptions): the hub, verification, delivery.

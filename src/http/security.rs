@@ -2,17 +2,19 @@
 //! audit log (docs/security.md).
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::auth::User;
+use super::auth::{Admin, User};
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
+use super::query::{Filters, ListRequest, Paginated};
 use super::{AppState, UuidId};
 use crate::callbacks::secrets::{
     self as signing_secrets, DEFAULT_GRACE_SECONDS, MAX_GRACE_SECONDS,
 };
+use crate::store::audit::AuditRow;
 use crate::store::{self, events as sql};
 use crate::validation::FieldErrors;
 
@@ -20,7 +22,45 @@ use crate::validation::FieldErrors;
 const MAX_SECRET_BYTES: usize = 200;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/callbacks/{id}/rotate-secret", post(rotate_secret))
+    Router::new()
+        .route("/api/v1/callbacks/{id}/rotate-secret", post(rotate_secret))
+        .route("/api/v1/audit", get(audit_log))
+}
+
+fn audit_out(row: AuditRow) -> Value {
+    json!({
+        "id": row.id,
+        "at": crate::events::timestamp(row.at),
+        "actor": row.actor,
+        "actor_id": row.actor_id,
+        "action": row.action,
+        "object_type": row.object_type,
+        "object_id": row.object_id,
+        "details": serde_json::from_str::<Value>(&row.details).unwrap_or(Value::Null),
+    })
+}
+
+/// The audit log, oldest first; admins only. Filters: `action`, `actor_id`, `object_type`,
+/// `object_id`.
+#[utoipa::path(get, path = "/api/v1/audit/", tag = "auth",
+    params(("action" = Option<String>, Query), ("actor_id" = Option<i64>, Query),
+        ("object_type" = Option<String>, Query), ("object_id" = Option<String>, Query),
+        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    responses((status = 200, description = "Audit entries"), (status = 401), (status = 403)))]
+pub async fn audit_log(
+    State(state): State<AppState>,
+    _: Admin,
+    req: ListRequest,
+) -> ApiResult<Json<Paginated<Value>>> {
+    let conditions = Filters::new(&req.params)
+        .text("action", "action")
+        .integer("actor_id", "actor_id")
+        .text("object_type", "object_type")
+        .text("object_id", "object_id")
+        .finish()?;
+    let mut conn = state.db.acquire().await?;
+    let page = crate::store::audit::list(conn.conn(), &conditions, req.slice).await?;
+    Ok(Json(req.respond(page, audit_out)))
 }
 
 /// The fields of a rotation: a new `secret` (required) and `grace_seconds` (default a day).
@@ -89,6 +129,8 @@ pub async fn rotate_secret(
         Some(c) if caller.is_admin || c.created_by == Some(caller.user_id) => c,
         _ => return Err(ApiError::NotFound),
     };
+    let owner = callback.created_by;
+    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.rotate_secret", id).await?;
     let now = store::now();
     let keyring = &state.hub.settings.keyring;
     let ends = signing_secrets::rotate(&mut tx, keyring, &callback, secret, grace, now).await?;

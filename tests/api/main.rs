@@ -4,6 +4,7 @@ mod helpers;
 mod peers;
 mod receiver;
 
+mod audit;
 mod auth;
 mod binary_content;
 mod cli;
