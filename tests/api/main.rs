@@ -16,6 +16,7 @@ mod message_sets;
 mod messages;
 mod metrics;
 mod outbox;
+mod privileges;
 mod schedules;
 mod scheduling;
 mod secrets;
