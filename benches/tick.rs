@@ -373,6 +373,7 @@ fn start_sbm(database_url: &str, fakes: &str, concurrency: usize) -> Child {
         // The benchmark fires its tick itself, to time it.
         .env("SBM_TICK_INTERVAL_SECS", "86400")
         .env("SBM_CALLBACK_ALLOWED_NETWORKS", "127.0.0.0/8")
+        .env("SECRET_KEY", "bench-secret-key")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .spawn()

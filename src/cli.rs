@@ -20,6 +20,8 @@ use crate::store::{users, Db};
 pub struct Cli {
     #[command(flatten)]
     pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub secrets: crate::secrets::SecretsConfig,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -42,6 +44,16 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Manage the encryption of stored secrets (docs/security.md).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Re-encrypt every stored callback secret and integration auth header with SECRET_KEY
+    /// (those sealed with a SECRET_KEY_FALLBACKS key, and plaintext from before encryption).
+    Rotate,
 }
 
 #[derive(Subcommand, Debug)]
@@ -153,8 +165,14 @@ pub enum TokenCommand {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(config) => serve(&cli.database, &config).await,
-        Command::Worker(command) => worker(&cli.database, &command).await,
+        Command::Serve(mut config) => {
+            config.events.secrets = cli.secrets.resolved(cli.database.url())?;
+            serve(&cli.database, &config).await
+        }
+        Command::Worker(mut command) => {
+            command.events.secrets = cli.secrets.resolved(cli.database.url())?;
+            worker(&cli.database, &command).await
+        }
         Command::Migrate => {
             let db = connect(&cli.database).await?;
             db.migrate().await?;
@@ -170,8 +188,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             token_command(&db, command).await
         }
         Command::IntegrationGroup(command) => {
+            let keyring = cli.secrets.resolved(cli.database.url())?.keyring()?;
             let db = migrated(&cli.database).await?;
-            integration_group_command(&db, command).await
+            integration_group_command(&db, &keyring, command).await
+        }
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let keyring = cli.secrets.resolved(cli.database.url())?.keyring()?;
+            let db = migrated(&cli.database).await?;
+            let done = crate::secrets::rotate(&db, &keyring).await?;
+            println!(
+                "re-encrypted {} secret(s); {} already current; {} unreadable",
+                done.resealed, done.current, done.unreadable
+            );
+            if done.unreadable > 0 {
+                anyhow::bail!("{} stored secret(s) could not be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS", done.unreadable);
+            }
+            Ok(())
         }
     }
 }
@@ -257,6 +289,14 @@ async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
         UserCommand::Create { email, admin } => {
             let mut tx = db.begin().await?;
             let (user, created) = auth::create_user(&mut tx, &email, admin).await?;
+            let details = serde_json::json!({"email": user.email, "admin": user.is_admin, "created": created});
+            cli_audit(
+                &mut tx,
+                "user.create",
+                ("user", user.id.to_string()),
+                details,
+            )
+            .await?;
             tx.commit().await?;
             let state = if created { "created" } else { "exists" };
             println!(
@@ -290,6 +330,7 @@ fn api_error(err: crate::http::error::ApiError) -> anyhow::Error {
 
 async fn integration_group_command(
     db: &Db,
+    keyring: &crate::secrets::Keyring,
     command: IntegrationGroupCommand,
 ) -> anyhow::Result<()> {
     use crate::http::integrations::{new_group, read_group};
@@ -327,9 +368,17 @@ async fn integration_group_command(
                 .map_err(api_error)?;
             group.next_push_at = crate::integrations::next_push(&group, now);
             let mut tx = db.begin().await?;
-            crate::integrations::create_group(&mut tx, &group, &topics)
+            crate::integrations::create_group(&mut tx, keyring, &group, &topics)
                 .await
                 .map_err(|err| api_error(err.into()))?;
+            let object = ("integration_group", group.name.clone());
+            cli_audit(
+                &mut tx,
+                "integration_group.create",
+                object,
+                serde_json::json!({}),
+            )
+            .await?;
             tx.commit().await?;
             println!(
                 "created integration group {} ({})",
@@ -361,6 +410,14 @@ async fn integration_group_command(
             if !sql::delete_group(tx.conn(), &name).await? {
                 anyhow::bail!("no such integration group: {name}");
             }
+            let object = ("integration_group", name.clone());
+            cli_audit(
+                &mut tx,
+                "integration_group.delete",
+                object,
+                serde_json::json!({}),
+            )
+            .await?;
             tx.commit().await?;
             println!("deleted integration group {name}");
         }
@@ -369,10 +426,31 @@ async fn integration_group_command(
             let token = crate::integrations::issue_poll_token(&mut tx, &name)
                 .await
                 .map_err(|err| api_error(err.into()))?;
+            let prefix: String = token.chars().take(8).collect();
+            let details = serde_json::json!({"prefix": prefix});
+            cli_audit(
+                &mut tx,
+                "integration_group.token",
+                ("integration_group", name),
+                details,
+            )
+            .await?;
             tx.commit().await?;
             println!("{token}");
         }
     }
+    Ok(())
+}
+
+/// Records a command-line change in the audit log, in its transaction.
+async fn cli_audit(
+    tx: &mut crate::store::Tx,
+    action: &str,
+    (kind, id): (&str, String),
+    details: serde_json::Value,
+) -> anyhow::Result<()> {
+    let object = crate::audit::Object::new(kind, id);
+    crate::audit::record(tx, &crate::audit::Actor::cli(), action, object, details).await?;
     Ok(())
 }
 
@@ -381,6 +459,10 @@ async fn token_command(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create { email, admin } => {
             let mut tx = db.begin().await?;
             let issued = auth::issue_token(&mut tx, &email, admin).await?;
+            let prefix: String = issued.token.chars().take(8).collect();
+            let details =
+                serde_json::json!({"email": issued.user.email, "admin": issued.user.is_admin});
+            cli_audit(&mut tx, "token.create", ("token", prefix), details).await?;
             tx.commit().await?;
             println!("{}", issued.token);
         }
@@ -400,6 +482,9 @@ async fn token_command(db: &Db, command: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Revoke { token_or_prefix } => {
             let mut tx = db.begin().await?;
             let revoked = auth::revoke(&mut tx, &token_or_prefix).await?;
+            let prefix: String = token_or_prefix.chars().take(8).collect();
+            let details = serde_json::json!({"revoked": revoked});
+            cli_audit(&mut tx, "token.revoke", ("token", prefix), details).await?;
             tx.commit().await?;
             if revoked == 0 {
                 anyhow::bail!("no active token matches {token_or_prefix:?}");

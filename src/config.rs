@@ -445,6 +445,10 @@ pub struct EventsConfig {
     /// machine's host name.
     #[arg(long = "instance-name", env = "SBM_INSTANCE_NAME", default_value_t = host_name())]
     pub instance_name: String,
+    /// SECRET_KEY and its fallbacks, read by the command line (global options) and filled in
+    /// before the service starts.
+    #[arg(skip)]
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 /// The machine's host name, or `sbm` where it cannot be read.
@@ -472,6 +476,7 @@ impl Default for EventsConfig {
             delivery_concurrency: 64,
             disable_after_secs: 432_000,
             instance_name: host_name(),
+            secrets: crate::secrets::SecretsConfig::default(),
         }
     }
 }

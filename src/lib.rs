@@ -3,6 +3,8 @@
 
 /// Building and running the service.
 pub mod app;
+/// The audit log: who changed tokens, users and what admins did.
+pub mod audit;
 /// Users and API tokens.
 pub mod auth;
 /// Callbacks (WebSub subscriptions): the hub, verification, delivery.
@@ -31,6 +33,8 @@ pub mod jobs;
 pub mod peers;
 /// The built-in scheduler: cron evaluation and ticks.
 pub mod scheduling;
+/// Secrets at rest: sealing callback secrets and integration auth headers.
+pub mod secrets;
 /// Composing and sending one message.
 pub mod sending;
 /// Storage on PostgreSQL and SQLite.

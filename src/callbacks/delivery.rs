@@ -245,7 +245,7 @@ fn body_of(chunk: &[DeliveryWork], batched: bool) -> Vec<u8> {
 pub fn headers(
     origin: &str,
     topic: &str,
-    secret: Option<&str>,
+    secrets: &[String],
     id: &str,
     timestamp: i64,
     body: &[u8],
@@ -255,17 +255,20 @@ pub fn headers(
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("webhook-id", value(id.to_string()));
     headers.insert("webhook-timestamp", value(timestamp.to_string()));
-    if let Some(secret) = secret {
-        let key = signing::standard_webhooks_key(secret);
-        headers.insert(
-            "webhook-signature",
-            value(signing::standard_webhooks_signature(
-                &key, id, timestamp, body,
-            )),
-        );
+    if let Some(current) = secrets.first() {
+        // During a secret rotation every signing secret signs, space-separated (Standard
+        // Webhooks); WebSub's header has room for one, the current.
+        let signatures: Vec<String> = secrets
+            .iter()
+            .map(|secret| {
+                let key = signing::standard_webhooks_key(secret);
+                signing::standard_webhooks_signature(&key, id, timestamp, body)
+            })
+            .collect();
+        headers.insert("webhook-signature", value(signatures.join(" ")));
         headers.insert(
             "x-hub-signature",
-            value(signing::websub_signature(secret.as_bytes(), body)),
+            value(signing::websub_signature(current.as_bytes(), body)),
         );
     }
     let topic: String = url::form_urlencoded::byte_serialize(topic.as_bytes()).collect();
@@ -276,6 +279,21 @@ pub fn headers(
         )),
     );
     headers
+}
+
+/// The secrets a delivery is signed with; Err (the attempt's error) when the stored secret
+/// cannot be decrypted, rather than sending it unsigned.
+fn signing_secrets(
+    hub: &super::Hub,
+    stored: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, String> {
+    let Some(stored) = stored else {
+        return Ok(Vec::new());
+    };
+    super::secrets::open(&hub.settings.keyring, stored)
+        .map(|secrets| secrets.signing(now))
+        .map_err(|err| format!("not sent: {err}"))
 }
 
 async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched: bool) -> Posted {
@@ -299,12 +317,19 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
         posted.error = Some(reason);
         return posted;
     }
+    let secrets = match signing_secrets(hub, first.secret.as_deref(), posted.attempted_at) {
+        Ok(secrets) => secrets,
+        Err(reason) => {
+            posted.error = Some(reason);
+            return posted;
+        }
+    };
     let id = webhook_id(&chunk, batched);
     let body = body_of(&chunk, batched);
     let headers = headers(
         origin,
         &first.topic,
-        first.secret.as_deref(),
+        &secrets,
         &id,
         posted.attempted_at.timestamp(),
         &body,
@@ -338,7 +363,7 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
             posted.error = Some(if err.is_timeout() {
                 "timed out".to_string()
             } else {
-                format!("{err:#}")
+                super::error_chain(&err)
             });
         }
     }

@@ -179,7 +179,12 @@ pub async fn request(
             mode: request.mode,
             topic: request.topic.raw,
             lease_seconds,
-            secret: request.secret,
+            // Sealed from here on: in the job's payload and then in the callback row.
+            secret: request.secret.map(|s| {
+                settings
+                    .keyring
+                    .seal(crate::secrets::Purpose::CallbackSecret, &s)
+            }),
         },
     )
     .await?;

@@ -4,6 +4,7 @@
 pub mod delivery;
 pub mod hub;
 pub mod retry;
+pub mod secrets;
 pub mod signing;
 pub mod ssrf;
 pub mod verify;
@@ -30,12 +31,17 @@ pub struct CallbackSettings {
     pub timeout: Duration,
     pub concurrency: usize,
     pub disable_after: Duration,
+    /// Where callback host names are looked up (the system resolver but in tests).
+    pub lookup: Arc<dyn ssrf::Lookup>,
+    /// Seals callback secrets (and integration auth headers) in the database.
+    pub keyring: crate::secrets::Keyring,
 }
 
 impl CallbackSettings {
     pub fn from_config(c: &EventsConfig) -> anyhow::Result<Self> {
         let policy = AddressPolicy::new(&c.callback_allowed_networks)
             .map_err(|err| anyhow::anyhow!("SBM_CALLBACK_ALLOWED_NETWORKS: {err}"))?;
+        let keyring = c.secrets.keyring()?;
         let lease_min = c.lease_min_secs.max(1);
         let lease_max = c.lease_max_secs.max(lease_min);
         Ok(CallbackSettings {
@@ -55,6 +61,8 @@ impl CallbackSettings {
             timeout: Duration::from_millis(c.timeout_ms.max(1)),
             concurrency: c.delivery_concurrency.max(1),
             disable_after: Duration::from_secs(c.disable_after_secs),
+            lookup: Arc::new(ssrf::SystemLookup),
+            keyring,
         })
     }
 
@@ -69,7 +77,10 @@ impl CallbackSettings {
     /// follows no redirects (a 3xx is a failure) and gives up after the timeout.
     pub fn http_client(&self) -> reqwest::Client {
         reqwest::Client::builder()
-            .dns_resolver(Arc::new(GuardedResolver::new(self.policy.clone())))
+            .dns_resolver(Arc::new(GuardedResolver::with_lookup(
+                self.policy.clone(),
+                self.lookup.clone(),
+            )))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .user_agent(concat!("sbm/", env!("CARGO_PKG_VERSION"), " (WebSub hub)"))
@@ -90,6 +101,22 @@ impl Hub {
         let client = settings.http_client();
         Hub { settings, client }
     }
+}
+
+/// An error with its causes, `outer: inner: …`: reqwest's own text hides why a connection was
+/// not made (for instance the guarded resolver's refusal).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 fn time(t: Option<DateTime<Utc>>) -> Value {

@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
@@ -129,42 +130,73 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x64 && s[1] == 0xff9b)) // rest of 64:ff9b::/32, local-use NAT64
 }
 
+/// Where host names are looked up; the system resolver in service, a fixed table in tests of
+/// what happens when a name's answer changes (DNS rebinding).
+pub trait Lookup: Send + Sync + std::fmt::Debug {
+    fn lookup(&self, host: String) -> BoxFuture<std::io::Result<Vec<IpAddr>>>;
+}
+
+/// A boxed future, as [`Lookup`] returns.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// The operating system's resolver (getaddrinfo, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemLookup;
+
+impl Lookup for SystemLookup {
+    fn lookup(&self, host: String) -> BoxFuture<std::io::Result<Vec<IpAddr>>> {
+        Box::pin(async move {
+            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            Ok(addrs.map(|a| a.ip()).collect())
+        })
+    }
+}
+
 /// A reqwest DNS resolver that drops every address the policy does not permit.
 ///
-/// Checking the addresses actually connected to closes the DNS-rebinding gap a check of the URL alone leaves.
+/// Checking the addresses actually connected to closes the DNS-rebinding gap a check of the URL
+/// alone leaves: every new connection resolves again and is judged again. (IP literals in URLs
+/// never reach a resolver; [`AddressPolicy::check_url`] judges those before each request.)
 #[derive(Debug, Clone)]
 pub struct GuardedResolver {
     policy: AddressPolicy,
+    lookup: Arc<dyn Lookup>,
 }
 
 impl GuardedResolver {
-    /// A resolver that only yields addresses `policy` permits.
+    /// A resolver that only yields addresses `policy` permits, from the system resolver.
     pub fn new(policy: AddressPolicy) -> Self {
-        Self { policy }
+        Self::with_lookup(policy, Arc::new(SystemLookup))
+    }
+
+    /// The same, with the answers from `lookup`.
+    pub fn with_lookup(policy: AddressPolicy, lookup: Arc<dyn Lookup>) -> Self {
+        Self { policy, lookup }
     }
 }
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let policy = self.policy.clone();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
-            let host = name.as_str();
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, 0)).await?.collect();
+            let host = name.as_str().to_owned();
+            let resolved = lookup.lookup(host.clone()).await?;
             if resolved.is_empty() {
                 return Err(format!("{host} does not resolve to any address").into());
             }
-            let (permitted, refused): (Vec<SocketAddr>, Vec<SocketAddr>) = resolved
-                .into_iter()
-                .partition(|addr| policy.permits(addr.ip()));
+            let (permitted, refused): (Vec<IpAddr>, Vec<IpAddr>) =
+                resolved.into_iter().partition(|ip| policy.permits(*ip));
             if permitted.is_empty() {
-                let refused: Vec<String> = refused.iter().map(|a| a.ip().to_string()).collect();
+                let refused: Vec<String> = refused.iter().map(IpAddr::to_string).collect();
                 return Err(format!(
                     "{host} resolves only to disallowed (private, loopback or link-local) addresses: {}",
                     refused.join(", ")
                 )
                 .into());
             }
-            Ok(Box::new(permitted.into_iter()) as Addrs)
+            let addrs = permitted.into_iter().map(|ip| SocketAddr::new(ip, 0));
+            Ok(Box::new(addrs) as Addrs)
         })
     }
 }
@@ -430,6 +462,117 @@ mod tests {
                 .all(|a| a.ip().is_ipv4() && a.ip().is_loopback()),
             "{addrs:?}"
         );
+    }
+
+    #[test]
+    fn every_spelling_of_a_refused_address_is_refused() {
+        let p = AddressPolicy::default();
+        let spellings = [
+            "http://127.0.0.1/",
+            "http://2130706433/",   // decimal
+            "http://017700000001/", // octal, one part
+            "http://0177.0.0.1/",   // octal parts
+            "http://0177.0.0.01/",
+            "http://0x7f.0.0.1/", // hex parts
+            "http://0x7f000001/", // hex, one part
+            "http://0x7F.1/",     // two parts
+            "http://127.0.0.1./", // trailing dot
+            "http://0x7f.0.0.1./",
+            "http://[::ffff:127.0.0.1]/", // IPv4-mapped IPv6
+            "http://[::ffff:7f00:1]/",
+            "http://[0:0:0:0:0:ffff:127.0.0.1]/",
+            "http://[::ffff:a9fe:a9fe]/",  // 169.254.169.254
+            "http://[64:ff9b::7f00:1]/",   // NAT64
+            "http://0xa9.0xfe.0xa9.0xfe/", // 169.254.169.254 in hex
+            "http://3232235777/",          // 192.168.1.1
+            "http://012.1/",               // 10.0.0.1
+            "http://localhost./",
+            "http://LocalHost../",
+            "http://api.localhost./",
+        ];
+        for url in spellings {
+            // The url crate (WHATWG) normalises every IPv4 spelling to its dotted form, so the
+            // policy judges the address, not the spelling.
+            let parsed = Url::parse(url).unwrap();
+            assert!(p.check_url(&parsed).is_err(), "{url} ({parsed}) accepted");
+        }
+        assert_eq!(
+            Url::parse("http://0177.0.0.1/").unwrap().host_str(),
+            Some("127.0.0.1")
+        );
+    }
+
+    /// A lookup with fixed answers, as a rebinding DNS server gives.
+    #[derive(Debug)]
+    struct Fixed(Vec<IpAddr>);
+
+    impl Lookup for Fixed {
+        fn lookup(&self, _host: String) -> BoxFuture<std::io::Result<Vec<IpAddr>>> {
+            let answer = self.0.clone();
+            Box::pin(async move { Ok(answer) })
+        }
+    }
+
+    async fn resolve_fixed(p: AddressPolicy, answer: &[&str]) -> Result<Vec<IpAddr>, String> {
+        let lookup = Arc::new(Fixed(answer.iter().map(|a| ip(a)).collect()));
+        GuardedResolver::with_lookup(p, lookup)
+            .resolve("rebind.example.com".parse().unwrap())
+            .await
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn resolver_judges_every_answer_including_mapped_and_nat64_forms() {
+        for refused in [
+            "127.0.0.1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "::1",
+            "fe80::1",
+        ] {
+            let err = resolve_fixed(AddressPolicy::default(), &[refused])
+                .await
+                .unwrap_err();
+            assert!(err.contains("disallowed"), "{refused}: {err}");
+        }
+        let mixed = resolve_fixed(AddressPolicy::default(), &["10.0.0.1", "8.8.8.8", "::1"])
+            .await
+            .unwrap();
+        assert_eq!(mixed, vec![ip("8.8.8.8")]);
+    }
+
+    #[tokio::test]
+    async fn a_client_with_the_resolver_never_connects_to_a_refused_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while listener.accept().await.is_ok() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        let client = |p: AddressPolicy| {
+            let lookup = Arc::new(Fixed(vec![ip("127.0.0.1")]));
+            reqwest::Client::builder()
+                .dns_resolver(Arc::new(GuardedResolver::with_lookup(p, lookup)))
+                .timeout(std::time::Duration::from_millis(300))
+                .build()
+                .unwrap()
+        };
+        let url = format!("http://rebind.example.com:{port}/hook");
+        let err = client(AddressPolicy::default())
+            .post(&url)
+            .send()
+            .await
+            .unwrap_err();
+        assert!(format!("{err:#?}").contains("disallowed"), "{err:#?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // The same client allowed loopback does connect: the refusal above was the resolver's.
+        let _ = client(policy(&["127.0.0.0/8"])).post(&url).send().await;
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -26,13 +26,12 @@ fn with_query(callback: &str, pairs: &[(&str, &str)]) -> Option<url::Url> {
 
 /// Whether the subscriber confirmed: a 2xx whose body is the challenge.
 async fn confirmed(ctx: &JobContext, url: url::Url, challenge: &str) -> Result<(), String> {
-    let response = ctx
-        .hub
-        .client
-        .get(url)
-        .send()
-        .await
-        .map_err(|err| format!("the callback could not be reached: {err}"))?;
+    // An IP literal never reaches the guarded resolver: judge it against today's policy here.
+    ctx.hub.settings.policy.check_url(&url)?;
+    let response = ctx.hub.client.get(url).send().await.map_err(|err| {
+        let reason = super::error_chain(&err);
+        format!("the callback could not be reached: {reason}")
+    })?;
     let status = response.status();
     if !status.is_success() {
         return Err(format!("the callback answered {status}"));

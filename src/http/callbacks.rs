@@ -160,6 +160,8 @@ pub async fn update(
     };
     let mut tx = state.begin().await?;
     let mut callback = visible_callback(tx.conn(), &caller, id).await?;
+    let owner = callback.created_by;
+    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.update", id).await?;
     if let Some(batch_size) = batch_size {
         callback = sql::set_batch_size(tx.conn(), id, batch_size, store::now())
             .await?
@@ -181,8 +183,10 @@ pub async fn destroy(
     UuidId(id): UuidId,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
-    visible_callback(tx.conn(), &caller, id).await?;
+    let callback = visible_callback(tx.conn(), &caller, id).await?;
     sql::delete_callback(tx.conn(), id).await?;
+    let owner = callback.created_by;
+    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.delete", id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -67,10 +67,20 @@ pub async fn list(
     responses((status = 201, description = "{\"requeued_failed_tasks\": true, \"count\": n}")))]
 pub async fn requeue(
     State(state): State<AppState>,
-    _: User,
+    User(caller): User,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
     let count = crate::jobs::requeue_failed(&mut tx).await?;
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("failed_tasks", "all");
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "failed_tasks.requeue",
+        object,
+        json!({"count": count}),
+    )
+    .await?;
     state.commit(tx).await?;
     tracing::info!(count, "re-queued failed tasks");
     Ok((

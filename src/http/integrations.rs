@@ -295,7 +295,7 @@ pub async fn list(
     responses((status = 201, description = "The group"), (status = 400, description = "Field errors")))]
 pub async fn create(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let now = store::now();
@@ -303,7 +303,17 @@ pub async fn create(
     let topics = read_group(&body, Mode::Create, &mut group, &[])?;
     group.next_push_at = integrations::next_push(&group, now);
     let mut tx = state.begin().await?;
-    integrations::create_group(&mut tx, &group, &topics).await?;
+    integrations::create_group(&mut tx, &state.hub.settings.keyring, &group, &topics).await?;
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("integration_group", &group.name);
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "integration_group.create",
+        object,
+        json!({}),
+    )
+    .await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok((StatusCode::CREATED, Json(out)))
@@ -328,7 +338,7 @@ pub async fn retrieve(
     responses((status = 200, description = "The group"), (status = 400), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(name): Path<String>,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
@@ -339,7 +349,18 @@ pub async fn update(
     let now = store::now();
     group.updated_at = now;
     group.next_push_at = integrations::next_push(&group, now);
-    sql::update_group(tx.conn(), &group, &topics).await?;
+    let stored = integrations::sealed(&state.hub.settings.keyring, &group);
+    sql::update_group(tx.conn(), &stored, &topics).await?;
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("integration_group", &group.name);
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "integration_group.update",
+        object,
+        json!({}),
+    )
+    .await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok(Json(out))
@@ -349,13 +370,23 @@ pub async fn update(
     params(("name" = String, Path)), responses((status = 204), (status = 404)))]
 pub async fn destroy(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
     if !sql::delete_group(tx.conn(), &name).await? {
         return Err(ApiError::NotFound);
     }
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("integration_group", &name);
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "integration_group.delete",
+        object,
+        json!({}),
+    )
+    .await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -481,7 +512,7 @@ pub async fn unsend(
     responses((status = 202, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
 pub async fn send_now(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
@@ -491,6 +522,16 @@ pub async fn send_now(
             "Integration group \"{name}\" is polled (method \"poll\"); it does not push."
         )));
     }
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("integration_group", &name);
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "integration_group.send_now",
+        object,
+        json!({}),
+    )
+    .await?;
     let job = crate::jobs::Job::PushIntegration { group: name };
     let queued = crate::jobs::enqueue(&mut tx, &state.effects.jobs, &job).await?;
     state.commit(tx).await?;
@@ -503,11 +544,21 @@ pub async fn send_now(
     responses((status = 201, description = "{\"token\": …}, shown once"), (status = 404)))]
 pub async fn issue_token(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
     let token = integrations::issue_poll_token(&mut tx, &name).await?;
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("integration_group", &name);
+    crate::audit::record(
+        &mut tx,
+        &actor,
+        "integration_group.token",
+        object,
+        json!({"prefix": token.chars().take(8).collect::<String>()}),
+    )
+    .await?;
     state.commit(tx).await?;
     let origin = &state.effects.public_origin;
     Ok((

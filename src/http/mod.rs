@@ -23,6 +23,7 @@ mod messages;
 mod observability;
 mod openapi;
 mod schedules;
+mod security;
 mod subscriptions;
 mod users;
 
@@ -108,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(observability::router())
         .merge(openapi::router())
+        .merge(security::router())
         .nest_service(
             "/media",
             tower::ServiceBuilder::new()

@@ -50,6 +50,7 @@ impl Modify for TokenAuth {
         integrations::unsend, integrations::send_now, integrations::issue_token, integrations::fetch,
         integrations::mark, integrations::errors, integrations::group_errors, integrations::acknowledge,
         users::create_token,
+        super::security::rotate_secret, super::security::audit_log,
         health::health, health::liveness, observability::available, observability::fire_scheduled,
     )
 )]

@@ -34,7 +34,7 @@ pub struct TokenOut {
               (status = 401), (status = 403, description = "Caller is not an admin")))]
 pub async fn create_token(
     State(state): State<AppState>,
-    _: Admin,
+    Admin(caller): Admin,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<TokenOut>)> {
     let mut input = Input::new(&body, Mode::Create)?;
@@ -43,6 +43,11 @@ pub async fn create_token(
     let email = email.unwrap_or_default();
     let mut tx = state.db.begin().await?;
     let issued = auth::issue_token(&mut tx, &email, false).await?;
+    let prefix: String = issued.token.chars().take(8).collect();
+    let details = serde_json::json!({"email": issued.user.email});
+    let actor = crate::audit::Actor::user(&caller);
+    let object = crate::audit::Object::new("token", prefix);
+    crate::audit::record(&mut tx, &actor, "token.create", object, details).await?;
     tx.commit().await?;
     tracing::info!(email = %issued.user.email, "issued API token");
     Ok((

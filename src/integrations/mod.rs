@@ -13,6 +13,7 @@ use crate::domain::Error;
 use crate::events::topic;
 use crate::jobs::after;
 use crate::scheduling::Cron;
+use crate::secrets::{Keyring, Purpose};
 use crate::store::events::NewEventRow;
 use crate::store::integrations::{self as sql, BatchMessage, GroupRow, NewMessage};
 use crate::store::{self, Tx};
@@ -62,13 +63,27 @@ pub fn next_push(group: &GroupRow, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
     .next_after(now)
 }
 
-/// Creates the group; a taken name is a field error.
+/// The group with its auth header sealed for storage (crate::secrets), unless it already is.
+pub fn sealed(keyring: &Keyring, group: &GroupRow) -> GroupRow {
+    let mut group = group.clone();
+    if let Some(header) = group.auth_header.take() {
+        group.auth_header = Some(
+            keyring
+                .resealed(Purpose::IntegrationAuthHeader, &header)
+                .unwrap_or(header),
+        );
+    }
+    group
+}
+
+/// Creates the group, its auth header sealed; a taken name is a field error.
 pub async fn create_group(
     tx: &mut Tx,
+    keyring: &Keyring,
     group: &GroupRow,
     topics: &[(String, String)],
 ) -> Result<(), Error> {
-    if !sql::insert_group(tx.conn(), group, topics).await? {
+    if !sql::insert_group(tx.conn(), &sealed(keyring, group), topics).await? {
         return Err(Error::Invalid(FieldErrors::single(
             "name",
             "integration group with this name already exists.",

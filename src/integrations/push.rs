@@ -12,6 +12,7 @@ use super::format::push_body;
 use super::{next_push, take_batch};
 use crate::jobs::worker::{Claim, Failure, JobContext};
 use crate::jobs::{enqueue, Job};
+use crate::secrets::Purpose;
 use crate::store::integrations::{self as sql, GroupRow};
 use crate::store::{self, Db};
 
@@ -84,6 +85,25 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
         .await?;
         return claim.finish_alone(&ctx.db).await;
     }
+    let auth = group
+        .auth_header
+        .as_deref()
+        .map(|h| {
+            ctx.hub
+                .settings
+                .keyring
+                .open(Purpose::IntegrationAuthHeader, h)
+        })
+        .transpose();
+    let Ok(auth) = auth else {
+        let message = format!(
+            "Not pushed: the auth header of integration group \"{}\" cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS.",
+            group.name
+        );
+        tracing::error!(group = %group.name, "{message}");
+        record_error(&ctx.db, &group.name, &message, json!({})).await?;
+        return claim.finish_alone(&ctx.db).await;
+    };
     let client = reqwest::Client::builder()
         .timeout(ctx.hub.settings.timeout)
         .redirect(reqwest::redirect::Policy::none())
@@ -107,7 +127,15 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
         first = false;
         let ids: Vec<i64> = batch.messages.iter().map(|m| m.id).collect();
         let (body, content_type) = push_body(&group.format, &batch.token, &batch.messages);
-        let outcome = post(&client, &group, &batch.token, body, content_type).await;
+        let outcome = post(
+            &client,
+            &group,
+            auth.as_deref(),
+            &batch.token,
+            body,
+            content_type,
+        )
+        .await;
         let failed = outcome.is_err();
         let mut tx = ctx.db.begin().await?;
         let now = store::now();
@@ -149,6 +177,7 @@ pub fn auth_header(text: &str) -> Option<(HeaderName, HeaderValue)> {
 async fn post(
     client: &reqwest::Client,
     group: &GroupRow,
+    auth: Option<&str>,
     token: &str,
     body: String,
     content_type: &'static str,
@@ -159,7 +188,7 @@ async fn post(
         .header(CONTENT_TYPE, content_type)
         .header("Idempotency-Key", token)
         .body(body);
-    if let Some((name, value)) = group.auth_header.as_deref().and_then(auth_header) {
+    if let Some((name, value)) = auth.and_then(auth_header) {
         request = request.header(name, value);
     }
     match request.send().await {

@@ -11,11 +11,13 @@ mod error;
 pub mod filter;
 pub mod integrations;
 
+pub mod audit;
 pub mod content;
 pub mod events;
 pub mod jobs;
 pub mod local_time;
 pub mod metrics;
+pub mod secrets;
 pub mod subscriptions;
 pub mod ticks;
 pub mod users;

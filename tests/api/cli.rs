@@ -20,7 +20,8 @@ fn sbm(database_url: &str) -> Command {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url)
         .env("RUST_LOG", "info")
-        .env("SBM_AUTH_CACHE_MS", "0");
+        .env("SBM_AUTH_CACHE_MS", "0")
+        .env("SECRET_KEY", "cli-test-secret-key");
     command
 }
 

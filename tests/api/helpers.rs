@@ -161,7 +161,10 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             dedupe_window_secs: 0,
         },
         metrics: MetricsConfig::default(),
-        events: EventsConfig::default(),
+        events: EventsConfig {
+            secrets: sbm::secrets::SecretsConfig::with_key(TEST_SECRET_KEY),
+            ..EventsConfig::default()
+        },
         no_worker: false,
         no_migrate: true,
     }
@@ -184,6 +187,9 @@ pub fn fast_worker() -> WorkerConfig {
         send_window: None,
     }
 }
+
+/// The SECRET_KEY of every test server (stored secrets are sealed with it).
+pub const TEST_SECRET_KEY: &str = "test-secret-key";
 
 /// The token the fake Scheduler presents on its POST-backs.
 pub const INBOUND_TOKEN: &str = "scheduler-inbound-token";

@@ -4,6 +4,7 @@ mod helpers;
 mod peers;
 mod receiver;
 
+mod audit;
 mod auth;
 mod binary_content;
 mod cli;
@@ -19,7 +20,10 @@ mod message_sets;
 mod messages;
 mod metrics;
 mod outbox;
+mod privileges;
 mod schedules;
 mod scheduling;
+mod secrets;
 mod sending;
+mod ssrf;
 mod subscriptions;
