@@ -17,6 +17,7 @@ use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{ContentType, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::content::{self};
@@ -38,7 +39,7 @@ pub struct MessageSetOut {
     pub id: i64,
     pub short_name: String,
     pub label: String,
-    /// `text` or `audio`.
+    #[schema(value_type = ContentType)]
     pub content_type: String,
     pub notes: Option<String>,
     /// The message set a subscription moves on to when it completes this one.
@@ -72,18 +73,30 @@ impl From<MessageSet> for MessageSetOut {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct MessageSetIn {
-    /// Unique, at most 100 characters.
+    /// Unique.
+    #[schema(max_length = 100, pattern = r"\S")]
     short_name: String,
-    label: Option<String>,
-    /// `text` (default) or `audio`.
-    content_type: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    label: String,
+    /// Default `text`.
+    #[serde(default)]
+    #[schema(value_type = ContentType)]
+    content_type: String,
     notes: Option<String>,
+    /// The message set a subscription moves on to when it completes this one.
     next_set: Option<i64>,
     default_schedule: i64,
+    /// The Message Sender channel messages of this set go out on, if not the default.
+    #[schema(max_length = 64)]
     channel: Option<String>,
 }
 
-fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -> ApiResult<()> {
+pub(super) fn read_fields(
+    body: &serde_json::Value,
+    mode: Mode,
+    f: &mut MessageSetFields,
+) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     set(
         &mut f.short_name,
@@ -108,8 +121,8 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -
 }
 
 #[utoipa::path(get, path = "/api/v1/messageset/", tag = "content",
-    params(("short_name" = Option<String>, Query), ("content_type" = Option<String>, Query),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(("short_name" = Option<String>, Query), ("content_type" = Option<ContentType>, Query),
+           PageParams),
     responses((status = 200, body = Paginated<MessageSetOut>)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -19,6 +19,7 @@ use super::body::Body;
 use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{Bytes, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{Message, MessageFields};
 use crate::content::{self};
@@ -42,6 +43,7 @@ pub struct MessageOut {
     pub lang: String,
     pub text_content: Option<String>,
     pub binary_content: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -69,12 +71,15 @@ impl From<Message> for MessageOut {
 #[allow(dead_code)]
 pub struct MessageIn {
     messageset: i64,
-    /// 1 or more; unique per (messageset, lang).
+    /// Unique per (messageset, lang).
+    #[schema(minimum = 1)]
     sequence_number: i32,
     /// ISO 639-3, optionally with a country: `eng`, `eng_ZA`.
+    #[schema(max_length = 6, pattern = r"\S")]
     lang: String,
     text_content: Option<String>,
     binary_content: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -94,6 +99,7 @@ pub struct MessageDetailOut {
     pub lang: String,
     pub text_content: Option<String>,
     pub binary_content: Option<NestedBinaryOut>,
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -137,7 +143,7 @@ pub async fn nested_messages(
         .collect())
 }
 
-fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()> {
+pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     set(&mut f.message_set_id, input.pk("messageset", true));
     let sequence = input.integer("sequence_number", true, Some(1));
@@ -165,7 +171,7 @@ fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()>
 
 #[utoipa::path(get, path = "/api/v1/message/", tag = "content",
     params(("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query),
-           ("sequence_number" = Option<i64>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+           ("sequence_number" = Option<i64>, Query), PageParams),
     responses((status = 200, body = Paginated<MessageOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -254,6 +260,14 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `?format=raw`: the message's content itself.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RawFormat {
+    Raw,
+}
+
 /// Whether the client asked for JSON rather than for the content itself.
 fn wants_json(headers: &HeaderMap) -> bool {
     headers
@@ -265,8 +279,11 @@ fn wants_json(headers: &HeaderMap) -> bool {
 /// The message's content: the binary file's bytes with its media type when it has one (audio),
 /// else its text as `text/plain`. With `Accept: application/json` it answers the original's
 /// JSON view instead (the message with its binary content nested).
-#[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content", params(("id" = i64, Path)),
-    responses((status = 200, description = "The audio bytes, the text, or (Accept: application/json) MessageDetailOut"),
+#[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content",
+    description = "The original's JSON view of the message (`MessageDetailOut`, its `binary_content` nested) by default, whatever `Accept` a plain client sends (`*/*`, none). The content itself only when asked for explicitly: with `?format=raw`, or an `Accept` that names an audio or text type and not JSON; then the audio file's bytes with its media type, or the text as `text/plain`.",
+    params(("id" = i64, Path), ("format" = Option<RawFormat>, Query, description = "`raw`: the content itself rather than the JSON view")),
+    responses((status = 200, description = "The JSON view, or the content itself when asked for",
+        content((MessageDetailOut = "application/json"), (Bytes = "audio/*"), (String = "text/plain"))),
               (status = 404)))]
 pub async fn message_content(
     State(state): State<AppState>,

@@ -12,6 +12,7 @@ use super::auth::User;
 use super::body::Body;
 use super::input::{set, Input, Mode, Text};
 use super::query::{ListRequest, Paginated};
+use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self, model::Schedule, model::ScheduleFields};
 use crate::store::content as sql;
@@ -60,18 +61,32 @@ impl From<Schedule> for ScheduleOut {
     }
 }
 
-/// Writable fields; each defaults to `*`.
+/// Writable fields; each defaults to `*` (PATCH: only those sent change).
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ScheduleIn {
-    minute: Option<String>,
-    hour: Option<String>,
-    day_of_week: Option<String>,
-    day_of_month: Option<String>,
-    month_of_year: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"\S")]
+    minute: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"\S")]
+    hour: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"\S")]
+    day_of_week: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"\S")]
+    day_of_month: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"\S")]
+    month_of_year: String,
 }
 
-fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> ApiResult<()> {
+pub(super) fn read_fields(
+    body: &serde_json::Value,
+    mode: Mode,
+    f: &mut ScheduleFields,
+) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     let rule = Text::optional().not_blank().max(64);
     set(&mut f.minute, input.text("minute", rule));
@@ -83,7 +98,7 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> 
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(PageParams),
     responses((status = 200, body = Paginated<ScheduleOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -175,12 +190,12 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 /// Sends every ready subscription on the schedule its next message now: one tick on request
 /// (the 2019 original's per-schedule POST-back, also for operators).
 #[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path)),
-    responses((status = 202, description = "{}"), (status = 404)))]
+    responses((status = 202, body = Empty), (status = 404)))]
 pub async fn send(
     State(state): State<AppState>,
     _: super::auth::SendCaller,
     Id(id): Id,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<Empty>)> {
     let mut tx = state.begin().await?;
     sql::get_schedule(tx.conn(), id)
         .await?
@@ -192,5 +207,5 @@ pub async fn send(
     )
     .await?;
     state.commit(tx).await?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
+    Ok((StatusCode::ACCEPTED, Json(Empty {})))
 }
