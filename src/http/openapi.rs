@@ -44,7 +44,8 @@ Every route but `/healthz`, `/metrics`, `/media/…` and this document needs `Au
 `GET /api/v1/message/{id}/content/` answers the message's JSON view (its `binary_content` nested) by default, whatever `Accept` a plain HTTP client sends (`*/*`, none); the raw bytes (the audio with its media type, or the text as `text/plain`) only with `?format=raw` or an `Accept` that names an audio or text type and not JSON."),
     modifiers(&TokenAuth, &HaploAliases, &OperationIds, &CommonResponses),
     security(("token" = []), ("basic" = [])),
-    components(schemas(schemas::Detail, schemas::FieldErrorsOut, schemas::BadRequest)),
+    components(schemas(schemas::Detail, schemas::FieldErrorsOut, schemas::BadRequest, schemas::ContentType,
+        schemas::CallbackState, schemas::DeliveryState, messages::RawFormat)),
     paths(
         schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy, schedules::send,
         message_sets::list, message_sets::create, message_sets::retrieve, message_sets::replace, message_sets::update,

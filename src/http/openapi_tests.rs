@@ -93,9 +93,9 @@ fn routed() -> BTreeSet<(String, String)> {
             let handlers = &args[comma + 1..];
             let mut found = false;
             for method in ["get", "post", "put", "patch", "delete"] {
-                let calls = handlers.match_indices(&format!("{method}(")).any(|(i, _)| {
-                    i == 0 || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric()
-                });
+                let calls = handlers
+                    .match_indices(&format!("{method}("))
+                    .any(|(i, _)| i == 0 || !handlers.as_bytes()[i - 1].is_ascii_alphanumeric());
                 if calls {
                     routes.insert((path.trim_end_matches('/').to_string(), method.to_string()));
                     found = true;
@@ -129,12 +129,20 @@ fn every_route_is_documented_and_every_documented_operation_is_routed() {
     assert!(routed.len() > 60, "the source scan found too few routes");
     let undocumented: Vec<_> = routed.difference(&documented).collect();
     let unrouted: Vec<_> = documented.difference(&routed).collect();
-    assert!(undocumented.is_empty(), "routes without documentation: {undocumented:?}");
-    assert!(unrouted.is_empty(), "documented but not routed: {unrouted:?}");
+    assert!(
+        undocumented.is_empty(),
+        "routes without documentation: {undocumented:?}"
+    );
+    assert!(
+        unrouted.is_empty(),
+        "documented but not routed: {unrouted:?}"
+    );
 }
 
 /// The fields a body reader asks for, and those an empty body is refused for as missing.
-fn reader_fields(read: impl FnOnce(&Value) -> Result<(), ApiError>) -> (BTreeSet<String>, BTreeSet<String>) {
+fn reader_fields(
+    read: impl FnOnce(&Value) -> Result<(), ApiError>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let empty = json!({});
     let (result, asked) = fields_asked::by(|| read(&empty));
     let required = match result {
@@ -177,8 +185,14 @@ fn assert_schema_matches_reader<S: PartialSchema>(
 ) {
     let (asked, required_by_reader) = reader_fields(read);
     let (properties, required_by_schema) = schema_fields::<S>();
-    assert_eq!(properties, asked, "{name}: schema properties vs the fields the reader asks for");
-    assert_eq!(required_by_schema, required_by_reader, "{name}: required fields");
+    assert_eq!(
+        properties, asked,
+        "{name}: schema properties vs the fields the reader asks for"
+    );
+    assert_eq!(
+        required_by_schema, required_by_reader,
+        "{name}: required fields"
+    );
 }
 
 #[test]
@@ -196,9 +210,10 @@ fn content_bodies_declare_the_fields_their_readers_accept() {
 
 #[test]
 fn subscription_bodies_declare_the_fields_their_readers_accept() {
-    assert_schema_matches_reader::<super::subscriptions::SubscriptionIn>("SubscriptionIn", |body| {
-        super::subscriptions::read_fields(body, Mode::Create, &mut Default::default())
-    });
+    assert_schema_matches_reader::<super::subscriptions::SubscriptionIn>(
+        "SubscriptionIn",
+        |body| super::subscriptions::read_fields(body, Mode::Create, &mut Default::default()),
+    );
     // The registration's own reader takes `data`; what is inside is a SubscriptionIn (above).
     assert_schema_matches_reader::<super::subscriptions::HubRegistrationIn>(
         "HubRegistrationIn",

@@ -14,6 +14,8 @@ mod integrations;
 mod message_sets;
 mod messages;
 mod metrics;
+mod openapi;
+mod openapi_samples;
 mod outbox;
 mod schedules;
 mod scheduling;
