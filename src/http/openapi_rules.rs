@@ -102,6 +102,24 @@ fn fill_error_bodies(op: &mut Operation) {
     }
 }
 
+/// A description for successes the annotations leave without one.
+fn describe_successes(op: &mut Operation) {
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response {
+            if response.description.is_empty() {
+                response.description = match status.as_str() {
+                    "200" => "OK",
+                    "201" => "Created",
+                    "202" => "Accepted",
+                    "204" => "No content",
+                    _ => "See the operation's description",
+                }
+                .to_string();
+            }
+        }
+    }
+}
+
 pub struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -138,6 +156,7 @@ impl Modify for CommonResponses {
                 if !open {
                     fill_error_bodies(op);
                 }
+                describe_successes(op);
             }
         }
     }
