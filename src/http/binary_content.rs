@@ -170,7 +170,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = BinaryContentOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -222,7 +222,7 @@ async fn write(
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
 pub async fn replace(
@@ -235,7 +235,7 @@ pub async fn replace(
     write(state, base, id, form, true).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
 pub async fn update(
@@ -248,7 +248,7 @@ pub async fn update(
     write(state, base, id, form, false).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, body = super::schemas::Detail, description = "Still used by messages")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;

@@ -72,7 +72,11 @@ pub struct HubForm {
     topic: String,
     /// The receiver's http(s) URL; it must answer the verification of intent.
     #[serde(rename = "hub.callback")]
-    #[schema(format = "uri", max_length = 2000)]
+    #[schema(
+        format = "uri",
+        max_length = 2000,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    )]
     callback: String,
     /// Asked-for lease; the hub grants it within its bounds.
     #[serde(rename = "hub.lease_seconds", default)]
@@ -243,15 +247,17 @@ pub struct DeliveryOut {
     /// Attempts since the delivery was created or last retried by hand.
     pub attempts: i32,
     /// When a pending delivery is next tried.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
+    #[schema(required = true)]
     pub last_status_code: Option<i32>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
     pub updated_at: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub delivered_at: Option<String>,
 }
 
@@ -279,13 +285,16 @@ pub struct AttemptOut {
     pub attempt: usize,
     #[schema(format = DateTime)]
     pub attempted_at: String,
+    #[schema(required = true)]
     pub status_code: Option<i32>,
     pub duration_ms: i32,
     /// The start of the receiver's answer.
+    #[schema(required = true)]
     pub response_body: Option<String>,
+    #[schema(required = true)]
     pub error: Option<String>,
     /// When the next attempt was scheduled after this one, if any.
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
 }
 
@@ -398,7 +407,7 @@ async fn visible_delivery(
     Ok(view)
 }
 
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeliveryDetailOut), (status = 404)))]
 pub async fn delivery(
     State(state): State<AppState>,
@@ -415,7 +424,7 @@ pub async fn delivery(
 }
 
 /// Sends one delivery again: a failed one, or a succeeded one to replay it.
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = DeliveryOut), (status = 404), (status = 409, description = "Already pending or running")))]
 pub async fn retry(
     State(state): State<AppState>,

@@ -26,10 +26,11 @@ pub struct FailedTaskOut {
     pub task_id: Uuid,
     /// What the job was doing: `send_message`, `scheduler_create`, ...
     pub task: String,
+    #[schema(required = true)]
     pub subscription: Option<Uuid>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub initiated_at: DateTime<Utc>,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub failed_at: Option<String>,
     pub attempts: i32,
     pub reason: String,

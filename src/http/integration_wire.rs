@@ -31,7 +31,11 @@ pub struct GroupIn {
     #[schema(minimum = 1, maximum = 86400)]
     lease_seconds: i32,
     /// Where a send group pushes (required for `method: send`).
-    #[schema(format = "uri", max_length = 2000)]
+    #[schema(
+        format = "uri",
+        max_length = 2000,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    )]
     target_url: Option<String>,
     /// An `Authorization` header value for pushes; never shown again.
     #[schema(max_length = 4000)]
@@ -80,10 +84,11 @@ pub struct GroupOut {
     pub format: String,
     pub hour: String,
     pub instance: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub last_push_at: Option<String>,
     pub lease_seconds: i32,
     /// Poll groups only.
+    #[schema(required = true)]
     pub mark_url: Option<String>,
     pub max_batch_size: i32,
     #[schema(value_type = GroupMethod)]
@@ -91,11 +96,13 @@ pub struct GroupOut {
     pub minute: String,
     pub month_of_year: String,
     pub name: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub next_push_at: Option<String>,
     /// Poll groups only.
+    #[schema(required = true)]
     pub poll_url: Option<String>,
     pub skip_empty: bool,
+    #[schema(required = true)]
     pub target_url: Option<String>,
     pub title: String,
     pub unacknowledged_errors: i64,
@@ -120,14 +127,16 @@ pub struct GroupMessageOut {
     #[schema(value_type = Object)]
     pub data: Value,
     /// The event it was made from; none for a message added by hand.
+    #[schema(required = true)]
     pub event_id: Option<Uuid>,
     pub group: String,
     pub id: i64,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub leased_until: Option<String>,
     /// Email of who added it by hand.
+    #[schema(required = true)]
     pub manual_created_by: Option<String>,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub sent_at: Option<String>,
 }
 
@@ -139,6 +148,7 @@ pub struct AuditOut {
     #[schema(format = DateTime)]
     pub at: String,
     /// Email of who did it, if a user did.
+    #[schema(required = true)]
     pub by: Option<String>,
 }
 
@@ -214,9 +224,10 @@ pub struct MarkOut {
 /// A failure of a push or of making a message, for an operator to see and acknowledge.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationErrorOut {
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     pub acknowledged_at: Option<String>,
     /// Email of who acknowledged it.
+    #[schema(required = true)]
     pub acknowledged_by: Option<String>,
     /// Free-form: the receiver's status and answer, the event, …
     pub details: Value,

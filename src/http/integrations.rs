@@ -312,7 +312,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)), responses((status = 200, body = GroupOut), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 200, body = GroupOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: Admin,
@@ -326,7 +326,7 @@ pub async fn retrieve(
 }
 
 #[utoipa::path(patch, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)), request_body = GroupIn,
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupIn,
     responses((status = 200, body = GroupOut), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -348,7 +348,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)), responses((status = 204), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 204), (status = 404)))]
 pub async fn destroy(
     State(state): State<AppState>,
     _: Admin,
@@ -384,7 +384,7 @@ async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
-    params(("name" = String, Path), ("sent" = Option<bool>, Query), PageParams),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("sent" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<GroupMessageOut>, description = "The group's messages, newest first"), (status = 404)))]
 pub async fn messages(
     State(state): State<AppState>,
@@ -403,7 +403,7 @@ pub async fn messages(
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
-    params(("name" = String, Path)), request_body = GroupMessageIn,
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupMessageIn,
     responses((status = 201, body = GroupMessageOut), (status = 404)))]
 pub async fn add_message(
     State(state): State<AppState>,
@@ -464,7 +464,7 @@ async fn message_with_audit(
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/{id}/", tag = "integrations",
-    params(("name" = String, Path), ("id" = i64, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut), (status = 404)))]
 pub async fn message(
     State(state): State<AppState>,
@@ -476,7 +476,7 @@ pub async fn message(
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/{id}/unsend/", tag = "integrations",
-    params(("name" = String, Path), ("id" = i64, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut, description = "The message, waiting again"), (status = 404)))]
 pub async fn unsend(
     State(state): State<AppState>,
@@ -492,7 +492,7 @@ pub async fn unsend(
 
 /// "Send outstanding messages now": enqueues a push of a send group.
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/send/", tag = "integrations",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 202, body = QueuedOut, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
 pub async fn send_now(
     State(state): State<AppState>,
@@ -514,7 +514,7 @@ pub async fn send_now(
 
 /// A token for this group's poll API only, shown once.
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/tokens/", tag = "integrations",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 201, body = PollTokenOut), (status = 404)))]
 pub async fn issue_token(
     State(state): State<AppState>,
@@ -540,7 +540,7 @@ pub async fn issue_token(
 /// Takes the next batch of waiting messages, leased until marked or until the lease ends. For an
 /// admin, or a token issued for this group's poll API.
 #[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
-    params(("name" = String, Path), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 16")),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 16")),
     responses((status = 200, body = PollBatchOut), (status = 404)))]
 pub async fn fetch(
     State(state): State<AppState>,
@@ -570,7 +570,7 @@ pub async fn fetch(
 /// Marks a fetched batch as received: its messages are sent. The token comes in the query
 /// string or the body.
 #[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
-    params(("name" = String, Path), ("token" = Option<String>, Query)), request_body = MarkIn,
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query)), request_body = MarkIn,
     responses((status = 200, body = MarkOut), (status = 404)))]
 pub async fn mark(
     State(state): State<AppState>,
@@ -638,7 +638,7 @@ pub async fn errors(
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/errors/", tag = "integrations",
-    params(("name" = String, Path), ("acknowledged" = Option<bool>, Query), PageParams),
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("acknowledged" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "The group's integration errors, newest first"), (status = 404)))]
 pub async fn group_errors(
     State(state): State<AppState>,
@@ -651,7 +651,7 @@ pub async fn group_errors(
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-errors/{id}/acknowledge/", tag = "integrations",
-    params(("id" = i64, Path)), responses((status = 200, body = IntegrationErrorOut, description = "The error, acknowledged"), (status = 404)))]
+    params(("id" = i64, Path, minimum = 1)), responses((status = 200, body = IntegrationErrorOut, description = "The error, acknowledged"), (status = 404)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -41,11 +41,14 @@ pub struct MessageSetOut {
     pub label: String,
     #[schema(value_type = ContentType)]
     pub content_type: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
     /// The message set a subscription moves on to when it completes this one.
+    #[schema(required = true)]
     pub next_set: Option<i64>,
     pub default_schedule: i64,
     /// The Message Sender channel messages of this set go out on, if not the default.
+    #[schema(required = true)]
     pub channel: Option<String>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -85,7 +88,9 @@ pub struct MessageSetIn {
     content_type: String,
     notes: Option<String>,
     /// The message set a subscription moves on to when it completes this one.
+    #[schema(minimum = 1)]
     next_set: Option<i64>,
+    #[schema(minimum = 1)]
     default_schedule: i64,
     /// The Message Sender channel messages of this set go out on, if not the default.
     #[schema(max_length = 64)]
@@ -153,7 +158,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(set.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -184,7 +189,7 @@ async fn write(
     Ok(Json(set.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -195,7 +200,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -206,7 +211,7 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still has messages or is another set's next_set")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -220,7 +225,9 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 pub struct MessageSetWithMessagesOut {
     pub id: i64,
     pub short_name: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
+    #[schema(required = true)]
     pub next_set: Option<i64>,
     pub default_schedule: i64,
     pub messages: Vec<MessageDetailOut>,
@@ -230,7 +237,7 @@ pub struct MessageSetWithMessagesOut {
     pub updated_at: DateTime<Utc>,
 }
 
-#[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetWithMessagesOut), (status = 404)))]
 pub async fn with_messages(
     State(state): State<AppState>,

@@ -41,9 +41,11 @@ pub struct MessageOut {
     pub messageset: i64,
     pub sequence_number: i32,
     pub lang: String,
+    #[schema(required = true)]
     pub text_content: Option<String>,
+    #[schema(required = true)]
     pub binary_content: Option<i64>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -70,6 +72,7 @@ impl From<Message> for MessageOut {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct MessageIn {
+    #[schema(minimum = 1)]
     messageset: i64,
     /// Unique per (messageset, lang).
     #[schema(minimum = 1)]
@@ -78,6 +81,7 @@ pub struct MessageIn {
     #[schema(max_length = 6, pattern = r"\S")]
     lang: String,
     text_content: Option<String>,
+    #[schema(minimum = 1)]
     binary_content: Option<i64>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
@@ -97,9 +101,11 @@ pub struct MessageDetailOut {
     pub messageset: i64,
     pub sequence_number: i32,
     pub lang: String,
+    #[schema(required = true)]
     pub text_content: Option<String>,
+    #[schema(required = true)]
     pub binary_content: Option<NestedBinaryOut>,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -203,7 +209,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(message.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -229,7 +235,7 @@ async fn write(state: AppState, id: i64, body: Value, mode: Mode) -> ApiResult<J
     Ok(Json(message.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -240,7 +246,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -251,7 +257,7 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404)))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -281,7 +287,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
 /// JSON view instead (the message with its binary content nested).
 #[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content",
     description = "The original's JSON view of the message (`MessageDetailOut`, its `binary_content` nested) by default, whatever `Accept` a plain client sends (`*/*`, none). The content itself only when asked for explicitly: with `?format=raw`, or an `Accept` that names an audio or text type and not JSON; then the audio file's bytes with its media type, or the text as `text/plain`.",
-    params(("id" = i64, Path), ("format" = Option<RawFormat>, Query, description = "`raw`: the content itself rather than the JSON view")),
+    params(("id" = i64, Path, minimum = 1), ("format" = Option<RawFormat>, Query, description = "`raw`: the content itself rather than the JSON view")),
     responses((status = 200, description = "The JSON view, or the content itself when asked for",
         content((MessageDetailOut = "application/json"), (Bytes = "audio/*"), (String = "text/plain"))),
               (status = 404)))]

@@ -125,7 +125,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(schedule.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = ScheduleOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -156,7 +156,7 @@ async fn write(
     Ok(Json(schedule.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -167,7 +167,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -189,7 +189,7 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 
 /// Sends every ready subscription on the schedule its next message now: one tick on request
 /// (the 2019 original's per-schedule POST-back, also for operators).
-#[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = Empty), (status = 404)))]
 pub async fn send(
     State(state): State<AppState>,

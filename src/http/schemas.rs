@@ -153,20 +153,22 @@ pub struct CallbackOut {
     /// The receiver's URL.
     callback: String,
     state: CallbackState,
+    #[schema(required = true)]
     state_reason: Option<String>,
     lease_seconds: i64,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     lease_expires_at: Option<String>,
     has_secret: bool,
     #[schema(minimum = 1, maximum = 100)]
     batch_size: i32,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     failing_since: Option<String>,
+    #[schema(required = true)]
     created_by: Option<i64>,
     #[schema(format = DateTime)]
     created_at: String,
     #[schema(format = DateTime)]
     updated_at: String,
-    #[schema(format = DateTime)]
+    #[schema(format = DateTime, required = true)]
     verified_at: Option<String>,
 }

@@ -50,14 +50,17 @@ pub struct SubscriptionOut {
     pub schedule: i64,
     /// -2, -1 error; 0 ready; 1 sending; 2 completed.
     pub process_status: i16,
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub initial_sequence_number: Option<i32>,
+    #[schema(required = true)]
     pub created_by: Option<i64>,
+    #[schema(required = true)]
     pub updated_by: Option<i64>,
 }
 
@@ -89,11 +92,13 @@ impl SubscriptionOut {
 #[allow(dead_code)]
 pub struct SubscriptionIn {
     identity: Uuid,
+    #[schema(minimum = 1)]
     messageset: i64,
     #[schema(max_length = 6, pattern = r"\S")]
     lang: String,
     /// Default: the message set's default schedule.
     #[serde(default)]
+    #[schema(minimum = 1)]
     schedule: i64,
     /// Default 1.
     #[serde(default)]
