@@ -66,8 +66,9 @@ impl BinaryContentOut {
 /// The form field uploads carry their file in.
 pub(super) const UPLOAD_FIELD: &str = "content";
 
-/// Multipart form with the file in `content` (PATCH: optional).
-#[derive(ToSchema)]
+/// Multipart form with the file in `content` (PATCH: optional); no other fields.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BinaryContentUpload {
     #[schema(value_type = String, format = Binary)]

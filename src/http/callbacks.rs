@@ -15,7 +15,7 @@ use super::body::{content_type, essence, parse_form, read_limited, Body};
 use super::error::{ApiError, ApiResult};
 use super::input::field;
 use super::query::{parse_time, Filters, ListRequest, Paginated};
-use super::schemas::{CallbackOut, CallbackState, DeliveryState, PageParams};
+use super::schemas::{CallbackOut, CallbackState, DeliveryState, PageParams, TopicText};
 use super::{AppState, Id, UuidId};
 use crate::auth::model::Caller;
 use crate::callbacks::{self, hub};
@@ -68,7 +68,7 @@ pub struct HubForm {
     mode: HubMode,
     /// `send.*`, `subscription`, `*`, an event type (docs/events.md).
     #[serde(rename = "hub.topic")]
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(value_type = TopicText)]
     topic: String,
     /// The receiver's http(s) URL; it must answer the verification of intent.
     #[serde(rename = "hub.callback")]
@@ -133,7 +133,7 @@ async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResul
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
-    params(("state" = Option<CallbackState>, Query), ("topic" = Option<String>, Query), PageParams),
+    params(("state" = Option<CallbackState>, Query), ("topic" = Option<TopicText>, Query), PageParams),
     responses((status = 200, body = Paginated<CallbackOut>, description = "Callbacks: yours, or every one for an admin")))]
 pub async fn list(
     State(state): State<AppState>,
@@ -186,7 +186,13 @@ pub struct CallbackPatch {
 pub(super) fn read_batch_size(body: &Value) -> ApiResult<Option<i32>> {
     match field(body, "batch_size") {
         None => Ok(None),
-        Some(value) => match value.as_i64() {
+        // A whole number, also when written as a float (`49.0`), as DRF's IntegerField takes it.
+        Some(value) => match value.as_i64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0)
+                .map(|f| f as i64)
+        }) {
             Some(n) if (1..=100).contains(&n) => Ok(Some(n as i32)),
             _ => Err(ApiError::Invalid(FieldErrors::single(
                 "batch_size",
@@ -344,8 +350,10 @@ pub async fn deliveries(
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct RecoverIn {
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}")]
     since: DateTime<Utc>,
     /// Exclusive; default: now.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}")]
     until: Option<DateTime<Utc>>,
 }
 

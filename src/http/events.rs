@@ -9,7 +9,7 @@ use super::auth::User;
 use super::callbacks::{delivery_out, DeliveryOut};
 use super::error::{ApiError, ApiResult};
 use super::query::{Filters, ListRequest, Paginated};
-use super::schemas::{EventOut, PageParams};
+use super::schemas::{EventOut, PageParams, TopicText};
 use super::{AppState, UuidId};
 use crate::events::{self, topic};
 use crate::store::events as sql;
@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/events/", tag = "events",
-    params(("type" = Option<String>, Query), ("topic" = Option<String>, Query, max_length = 200, description = "A hub topic: `send.*`, `subscription`, `*`"),
+    params(("type" = Option<String>, Query), ("topic" = Option<TopicText>, Query),
         ("object_type" = Option<String>, Query), ("object_id" = Option<String>, Query),
         ("since" = Option<DateTime<Utc>>, Query), ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"),
         PageParams),

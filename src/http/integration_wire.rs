@@ -7,7 +7,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::schemas::{BatchFormat, GroupMethod};
+use super::schemas::{BatchFormat, GroupMethod, TopicText};
 
 /// An integration group as written (POST; PATCH: only the fields sent change, and `name`, if
 /// sent, must be the group's).
@@ -24,7 +24,7 @@ pub struct GroupIn {
     description: String,
     /// The event types whose events become the group's messages: `subscription.*`, `send.failed`.
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<TopicText>)]
     event_types: Vec<String>,
     /// How long fetched messages stay leased to a poller before they are handed out again.
     #[serde(default)]
@@ -45,19 +45,25 @@ pub struct GroupIn {
     format: String,
     /// Push schedule (send groups), cron fields as schedules take them.
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-5]?[0-9](,[0-5]?[0-9])*)$")]
     minute: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([01]?[0-9]|2[0-3])(,([01]?[0-9]|2[0-3]))*)$"
+    )]
     hour: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-7](,[0-7])*)$")]
     day_of_week: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([1-9]|[12][0-9]|3[01])(,([1-9]|[12][0-9]|3[01]))*)$"
+    )]
     day_of_month: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|([1-9]|1[0-2])(,([1-9]|1[0-2]))*)$")]
     month_of_year: String,
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
@@ -206,11 +212,13 @@ pub struct PollBatchOut {
     unread_count: i64,
 }
 
-/// Marks a fetched batch as received (the token may come in the query string instead).
+/// Marks a fetched batch as received (the token may come in the query string instead; one of
+/// the two is required).
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct MarkIn {
-    token: Option<String>,
+    #[schema(pattern = r"\S")]
+    token: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,6 +1,7 @@
 //! Integration groups, their messages and errors, and the poll API (docs/integrations.md).
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -440,6 +441,24 @@ pub(super) fn read_message_data(body: &Value) -> ApiResult<Value> {
     Ok(data.unwrap_or_default())
 }
 
+/// The `{name}` and `{id}` of a message's path. An id that is not a positive integer names no
+/// message: 404, as [`Id`] answers, rather than axum's plain-text 400.
+pub struct MessagePath(String, i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((name, raw)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(MessagePath(name, id)),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
 async fn message_with_audit(
     conn: Conn<'_>,
     name: &str,
@@ -469,7 +488,7 @@ async fn message_with_audit(
 pub async fn message(
     State(state): State<AppState>,
     _: Admin,
-    Path((name, id)): Path<(String, i64)>,
+    MessagePath(name, id): MessagePath,
 ) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(message_with_audit(conn.conn(), &name, id).await?))
@@ -481,7 +500,7 @@ pub async fn message(
 pub async fn unsend(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path((name, id)): Path<(String, i64)>,
+    MessagePath(name, id): MessagePath,
 ) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut tx = state.begin().await?;
     integrations::unsend(&mut tx, &name, id, caller.user_id).await?;

@@ -78,7 +78,7 @@ pub struct MessageIn {
     #[schema(minimum = 1)]
     sequence_number: i32,
     /// ISO 639-3, optionally with a country: `eng`, `eng_ZA`.
-    #[schema(max_length = 6, pattern = r"\S")]
+    #[schema(max_length = 6, pattern = "^[A-Za-z]{3}(_[A-Za-z]{2})?$")]
     lang: String,
     text_content: Option<String>,
     #[schema(minimum = 1)]

@@ -5,7 +5,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::openapi_rules::{CommonResponses, HaploAliases, OperationIds};
+use super::openapi_rules::{CommonResponses, HaploAliases, OperationIds, PartialBodies};
 use super::{
     binary_content, callbacks, events, failed_tasks, health, integrations, message_sets, messages,
     observability, schedules, schemas, subscriptions, users, AppState,
@@ -42,10 +42,10 @@ impl Modify for TokenAuth {
 Every route but `/healthz`, `/metrics`, `/media/…` and this document needs `Authorization: Token <key>` (or HTTP Basic with the token as the password). Paths work with and without their trailing slash. Request bodies are JSON (HTML-form encoding is accepted too); errors are DRF-shaped: `{\"field\": [\"message\"]}` or `{\"detail\": \"…\"}`.
 
 `GET /api/v1/message/{id}/content/` answers the message's JSON view (its `binary_content` nested) by default, whatever `Accept` a plain HTTP client sends (`*/*`, none); the raw bytes (the audio with its media type, or the text as `text/plain`) only with `?format=raw` or an `Accept` that names an audio or text type and not JSON."),
-    modifiers(&TokenAuth, &HaploAliases, &OperationIds, &CommonResponses),
+    modifiers(&TokenAuth, &HaploAliases, &OperationIds, &PartialBodies, &CommonResponses),
     security(("token" = []), ("basic" = [])),
     components(schemas(schemas::Detail, schemas::FieldErrorsOut, schemas::BadRequest, schemas::ContentType,
-        schemas::CallbackState, schemas::DeliveryState, messages::RawFormat)),
+        schemas::CallbackState, schemas::DeliveryState, schemas::TopicText, messages::RawFormat)),
     paths(
         schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy, schedules::send,
         message_sets::list, message_sets::create, message_sets::retrieve, message_sets::replace, message_sets::update,

@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
-use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::openapi::{
+    ContentBuilder, OpenApi, Ref, RefOr, Required, Response, ResponseBuilder, Schema,
+};
 use utoipa::Modify;
 
 /// Routes answered without a token.
@@ -210,6 +212,62 @@ impl Modify for OperationIds {
                     id = format!("{id}_{method}");
                 }
                 op.operation_id = Some(id);
+            }
+        }
+    }
+}
+
+/// Request bodies as the readers take them: an empty body reads as `{}`, so a body is optional
+/// where its schema requires nothing; and a PATCH changes only the fields it sends, so its body
+/// is the write schema without required fields (`<Name>Patch`).
+pub struct PartialBodies;
+
+fn schema_name(schema: &Option<RefOr<Schema>>) -> Option<String> {
+    match schema {
+        Some(RefOr::Ref(r)) => r
+            .ref_location
+            .strip_prefix("#/components/schemas/")
+            .map(str::to_string),
+        _ => None,
+    }
+}
+
+fn requires_nothing(schemas: &BTreeMap<String, RefOr<Schema>>, name: &str) -> bool {
+    matches!(schemas.get(name), Some(RefOr::T(Schema::Object(o))) if o.required.is_empty())
+}
+
+impl Modify for PartialBodies {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for item in openapi.paths.paths.values_mut() {
+            for (method, op) in operations_mut(item) {
+                let Some(body) = op.request_body.as_mut() else {
+                    continue;
+                };
+                let mut optional = true;
+                for content in body.content.values_mut() {
+                    let Some(name) = schema_name(&content.schema) else {
+                        optional = false;
+                        continue;
+                    };
+                    if method == "patch" {
+                        let patch = format!("{name}Patch");
+                        if let Some(RefOr::T(Schema::Object(write))) = components.schemas.get(&name)
+                        {
+                            let mut partial = write.clone();
+                            partial.required.clear();
+                            components
+                                .schemas
+                                .insert(patch.clone(), RefOr::T(Schema::Object(partial)));
+                            content.schema = Some(Ref::from_schema_name(patch).into());
+                        }
+                    } else if !requires_nothing(&components.schemas, &name) {
+                        optional = false;
+                    }
+                }
+                if optional {
+                    body.required = Some(Required::False);
+                }
             }
         }
     }

@@ -66,19 +66,25 @@ impl From<Schedule> for ScheduleOut {
 #[allow(dead_code)]
 pub struct ScheduleIn {
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-5]?[0-9](,[0-5]?[0-9])*)$")]
     minute: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([01]?[0-9]|2[0-3])(,([01]?[0-9]|2[0-3]))*)$"
+    )]
     hour: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-7](,[0-7])*)$")]
     day_of_week: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([1-9]|[12][0-9]|3[01])(,([1-9]|[12][0-9]|3[01]))*)$"
+    )]
     day_of_month: String,
     #[serde(default)]
-    #[schema(max_length = 64, pattern = r"\S")]
+    #[schema(max_length = 64, pattern = r"^(\*|([1-9]|1[0-2])(,([1-9]|1[0-2]))*)$")]
     month_of_year: String,
 }
 

@@ -47,6 +47,13 @@ pub struct Accepted {
 #[allow(dead_code)]
 pub struct Bytes(Vec<u8>);
 
+/// A hub topic: an event type (`send.succeeded`), a dotted prefix of event types (`send`,
+/// `send.*`), or `*` for every event; at most 200 characters.
+#[derive(Serialize, ToSchema)]
+#[schema(value_type = String, pattern = r"^(\*|[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*(\.\*)?)$")]
+#[allow(dead_code)]
+pub struct TopicText(String);
+
 /// DRF's LimitOffsetPagination parameters.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

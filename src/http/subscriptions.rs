@@ -94,7 +94,7 @@ pub struct SubscriptionIn {
     identity: Uuid,
     #[schema(minimum = 1)]
     messageset: i64,
-    #[schema(max_length = 6, pattern = r"\S")]
+    #[schema(max_length = 6, pattern = "^[A-Za-z]{3}(_[A-Za-z]{2})?$")]
     lang: String,
     /// Default: the message set's default schedule.
     #[serde(default)]
@@ -374,7 +374,7 @@ pub async fn destroy(
 
 /// The Seed Scheduler's POST-back: send the subscription its next message. Repeats of a
 /// request (the Scheduler delivers at least once) are accepted and add nothing.
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 201, body = SendAnswer, description = "Accepted (a repeat too)"),
         (status = 400, body = SendAnswer, description = "Refused: `{\"accepted\": false, \"reason\": …}`")))]
 pub async fn send(
