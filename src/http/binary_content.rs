@@ -71,7 +71,8 @@ pub(super) const UPLOAD_FIELD: &str = "content";
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BinaryContentUpload {
-    #[schema(value_type = String, format = Binary)]
+    /// Not empty.
+    #[schema(value_type = String, format = Binary, min_length = 1)]
     content: Vec<u8>,
 }
 

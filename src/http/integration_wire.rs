@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::schemas::{BatchFormat, GroupMethod, TopicText};
 
 /// An integration group as written (POST; PATCH: only the fields sent change, and `name`, if
-/// sent, must be the group's).
+/// sent, must be the group's). A `send` group needs a `target_url`.
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct GroupIn {
@@ -38,7 +38,7 @@ pub struct GroupIn {
     )]
     target_url: Option<String>,
     /// An `Authorization` header value for pushes; never shown again.
-    #[schema(max_length = 4000)]
+    #[schema(max_length = 4000, pattern = r"^[^\x00-\x1f\x7f]*$")]
     auth_header: Option<String>,
     #[serde(default)]
     #[schema(value_type = BatchFormat)]

@@ -589,7 +589,7 @@ pub async fn fetch(
 /// Marks a fetched batch as received: its messages are sent. The token comes in the query
 /// string or the body.
 #[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
-    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query)), request_body = MarkIn,
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query, pattern = r"\S")), request_body = MarkIn,
     responses((status = 200, body = MarkOut), (status = 404)))]
 pub async fn mark(
     State(state): State<AppState>,

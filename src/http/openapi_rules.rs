@@ -245,7 +245,11 @@ impl Modify for PartialBodies {
                     continue;
                 };
                 let mut optional = true;
-                for content in body.content.values_mut() {
+                for (media, content) in body.content.iter_mut() {
+                    // A multipart reader needs a multipart body, even an empty one.
+                    if media != "application/json" {
+                        optional = false;
+                    }
                     let Some(name) = schema_name(&content.schema) else {
                         optional = false;
                         continue;
