@@ -16,6 +16,7 @@ mod messages;
 mod metrics;
 mod openapi;
 mod openapi_samples;
+mod openapi_samples_events;
 mod outbox;
 mod schedules;
 mod scheduling;

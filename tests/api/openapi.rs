@@ -320,9 +320,9 @@ async fn real_answers_of_every_operation_match_their_declared_schemas(backend: B
     let mut contract = Contract::of(&app).await;
     let content = crate::openapi_samples::content(&app, &mut contract).await;
     crate::openapi_samples::subscriptions(&app, &mut contract, &content).await;
-    crate::openapi_samples::callbacks_and_events(&app, &mut contract, &content).await;
-    crate::openapi_samples::integrations(&app, &mut contract).await;
-    crate::openapi_samples::helpers_and_jobs(&app, &mut contract).await;
+    crate::openapi_samples_events::callbacks_and_events(&app, &mut contract, &content).await;
+    crate::openapi_samples_events::integrations(&app, &mut contract).await;
+    crate::openapi_samples_events::helpers_and_jobs(&app, &mut contract).await;
     crate::openapi_samples::deletions(&app, &mut contract, &content).await;
     contract.assert_every_operation_succeeded();
 }
