@@ -74,3 +74,41 @@ impl FieldErrors {
 pub fn missing_pk(id: i64) -> String {
     format!("Invalid pk \"{id}\" - object does not exist.")
 }
+
+/// Notes that a request reader looked at the field `name`. In tests, the OpenAPI schema checks
+/// collect these to compare what a reader accepts with what its documented schema declares;
+/// elsewhere it does nothing.
+#[inline]
+pub fn asked(name: &str) {
+    #[cfg(test)]
+    fields_asked::record(name);
+    #[cfg(not(test))]
+    let _ = name;
+}
+
+/// Test support for [`asked`]: the fields a reader looks at while it runs.
+#[cfg(test)]
+pub mod fields_asked {
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    thread_local! {
+        static ASKED: RefCell<Option<BTreeSet<String>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn record(name: &str) {
+        ASKED.with(|asked| {
+            if let Some(set) = asked.borrow_mut().as_mut() {
+                set.insert(name.to_string());
+            }
+        });
+    }
+
+    /// Runs `read` and returns what it returned with every field name it asked for.
+    pub fn by<R>(read: impl FnOnce() -> R) -> (R, BTreeSet<String>) {
+        ASKED.with(|asked| *asked.borrow_mut() = Some(BTreeSet::new()));
+        let result = read();
+        let names = ASKED.with(|asked| asked.borrow_mut().take().unwrap_or_default());
+        (result, names)
+    }
+}

@@ -47,6 +47,7 @@ pub fn parse(
     policy: &AddressPolicy,
 ) -> std::result::Result<HubRequest, FieldErrors> {
     let field = |name: &str| {
+        crate::validation::asked(name);
         form.iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use super::auth::User;
 use super::links::BaseUrl;
 use super::query::{ListRequest, Paginated};
+use super::schemas::PageParams;
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{BinaryContent, StoredFile};
 use crate::content::{self};
@@ -32,6 +33,13 @@ pub fn router() -> Router<AppState> {
 pub fn media_url(base: &BaseUrl, path: &str) -> String {
     base.url(&format!("/media/{path}"))
 }
+
+/// A stored file (the `content` URL of a binary content), served without a token.
+#[utoipa::path(get, path = "/media/{path}", tag = "content", params(("path" = String, Path)),
+    responses((status = 200, content((super::schemas::Bytes = "*/*")), description = "The file"),
+        (status = 404, description = "No such file")))]
+#[allow(dead_code)]
+pub fn media_file() {}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BinaryContentOut {
@@ -55,11 +63,16 @@ impl BinaryContentOut {
     }
 }
 
-/// Multipart form with the file in `content`.
-#[derive(ToSchema)]
+/// The form field uploads carry their file in.
+pub(super) const UPLOAD_FIELD: &str = "content";
+
+/// Multipart form with the file in `content` (PATCH: optional); no other fields.
+#[derive(serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct BinaryContentUpload {
-    #[schema(value_type = String, format = Binary)]
+    /// Not empty.
+    #[schema(value_type = String, format = Binary, min_length = 1)]
     content: Vec<u8>,
 }
 
@@ -92,7 +105,7 @@ async fn store_upload(
         .await
         .map_err(|e| multipart_error(e, limit))?
     {
-        if field.name() != Some("content") {
+        if field.name() != Some(UPLOAD_FIELD) {
             continue;
         }
         let file_name = field.file_name().map(str::to_string);
@@ -114,7 +127,7 @@ async fn store_upload(
 }
 
 #[utoipa::path(get, path = "/api/v1/binarycontent/", tag = "content",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(PageParams),
     responses((status = 200, body = Paginated<BinaryContentOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -129,7 +142,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/binarycontent/", tag = "content",
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
-    responses((status = 201, body = BinaryContentOut), (status = 400), (status = 413)))]
+    responses((status = 201, body = BinaryContentOut)))]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -156,7 +169,7 @@ pub async fn create(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = BinaryContentOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -208,7 +221,7 @@ async fn write(
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
 pub async fn replace(
@@ -221,7 +234,7 @@ pub async fn replace(
     write(state, base, id, form, true).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
 pub async fn update(
@@ -234,8 +247,8 @@ pub async fn update(
     write(state, base, id, form, false).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path)),
-    responses((status = 204), (status = 404), (status = 409, description = "Still used by messages")))]
+#[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
+    responses((status = 204), (status = 404), (status = 409, body = super::schemas::Detail, description = "Still used by messages")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     let path = content::delete_binary_content(&mut tx, &state.effects, id).await?;

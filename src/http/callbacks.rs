@@ -4,6 +4,7 @@ use axum::extract::{FromRef, FromRequest, Request, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -12,7 +13,9 @@ use uuid::Uuid;
 use super::auth::User;
 use super::body::{content_type, essence, parse_form, read_limited, Body};
 use super::error::{ApiError, ApiResult};
+use super::input::field;
 use super::query::{parse_time, Filters, ListRequest, Paginated};
+use super::schemas::{CallbackOut, CallbackState, DeliveryState, PageParams, TopicText};
 use super::{AppState, Id, UuidId};
 use crate::auth::model::Caller;
 use crate::callbacks::{self, hub};
@@ -59,12 +62,48 @@ where
     }
 }
 
+/// A WebSub subscription request's form fields (unknown fields are ignored, as WebSub asks).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct HubForm {
+    #[serde(rename = "hub.mode")]
+    mode: HubMode,
+    /// `send.*`, `subscription`, `*`, an event type (docs/events.md).
+    #[serde(rename = "hub.topic")]
+    #[schema(value_type = TopicText)]
+    topic: String,
+    /// The receiver's http(s) URL; it must answer the verification of intent.
+    #[serde(rename = "hub.callback")]
+    #[schema(
+        format = "uri",
+        max_length = 2000,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://"
+    )]
+    callback: String,
+    /// Asked-for lease; the hub grants it within its bounds.
+    #[serde(rename = "hub.lease_seconds", default)]
+    #[schema(minimum = 1)]
+    lease_seconds: i64,
+    /// Signs deliveries (`X-Hub-Signature`); at most 200 bytes.
+    #[serde(rename = "hub.secret", default)]
+    #[schema(max_length = 200)]
+    secret: String,
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum HubMode {
+    Subscribe,
+    Unsubscribe,
+}
+
 /// WebSub subscribe/unsubscribe. 202: the request is recorded and its verification of intent
 /// queued.
 #[utoipa::path(post, path = "/api/v1/hub", tag = "events",
-    request_body(content_type = "application/x-www-form-urlencoded", description = "hub.mode, hub.topic, hub.callback, hub.lease_seconds, hub.secret"),
-    responses((status = 202, description = "Accepted; verification follows"), (status = 400, description = "Field errors"),
-        (status = 404, description = "Unsubscribe of a pair never subscribed"), (status = 415)))]
+    request_body(content = HubForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 202, description = "Accepted; verification follows"),
+        (status = 404, description = "Unsubscribe of a pair never subscribed")))]
 pub async fn subscribe(
     State(state): State<AppState>,
     User(caller): User,
@@ -96,9 +135,8 @@ async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResul
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
-    params(("state" = Option<String>, Query), ("topic" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Callbacks: yours, or every one for an admin")))]
+    params(("state" = Option<CallbackState>, Query), ("topic" = Option<TopicText>, Query), PageParams),
+    responses((status = 200, body = Paginated<CallbackOut>, description = "Callbacks: yours, or every one for an admin")))]
 pub async fn list(
     State(state): State<AppState>,
     User(caller): User,
@@ -123,7 +161,7 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "The callback"), (status = 404)))]
+    responses((status = 200, body = CallbackOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     User(caller): User,
@@ -137,27 +175,45 @@ pub async fn retrieve(
     )))
 }
 
+/// What a callback's PATCH may change.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct CallbackPatch {
+    /// Events per POST.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
+    batch_size: i32,
+}
+
+pub(super) fn read_batch_size(body: &Value) -> ApiResult<Option<i32>> {
+    match field(body, "batch_size") {
+        None => Ok(None),
+        // A whole number, also when written as a float (`49.0`), as DRF's IntegerField takes it.
+        Some(value) => match value.as_i64().or_else(|| {
+            value
+                .as_f64()
+                .filter(|f| f.fract() == 0.0)
+                .map(|f| f as i64)
+        }) {
+            Some(n) if (1..=100).contains(&n) => Ok(Some(n as i32)),
+            _ => Err(ApiError::Invalid(FieldErrors::single(
+                "batch_size",
+                "Ensure this value is an integer from 1 to 100.",
+            ))),
+        },
+    }
+}
+
 /// Changes how the callback is delivered to: `{"batch_size": n}`, 1 to 100 events per POST.
 #[utoipa::path(patch, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
-    responses((status = 200, description = "The callback"), (status = 400), (status = 404)))]
+    request_body = CallbackPatch, responses((status = 200, body = CallbackOut), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
     UuidId(id): UuidId,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let batch_size = match body.get("batch_size") {
-        None => None,
-        Some(value) => match value.as_i64() {
-            Some(n) if (1..=100).contains(&n) => Some(n as i32),
-            _ => {
-                return Err(ApiError::Invalid(FieldErrors::single(
-                    "batch_size",
-                    "Ensure this value is an integer from 1 to 100.",
-                )))
-            }
-        },
-    };
+    let batch_size = read_batch_size(&body)?;
     let mut tx = state.begin().await?;
     let mut callback = visible_callback(tx.conn(), &caller, id).await?;
     let owner = callback.created_by;
@@ -198,16 +254,22 @@ pub struct DeliveryOut {
     pub event: Uuid,
     pub event_type: String,
     pub callback: Uuid,
-    /// `pending`, `running`, `succeeded` or `failed`.
+    #[schema(value_type = DeliveryState)]
     pub state: String,
     /// Attempts since the delivery was created or last retried by hand.
     pub attempts: i32,
     /// When a pending delivery is next tried.
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
+    #[schema(required = true)]
     pub last_status_code: Option<i32>,
+    #[schema(required = true)]
     pub last_error: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    #[schema(format = DateTime, required = true)]
     pub delivered_at: Option<String>,
 }
 
@@ -233,19 +295,25 @@ pub fn delivery_out(view: DeliveryView) -> DeliveryOut {
 pub struct AttemptOut {
     /// 1 for the first attempt ever made, counting across retries by hand.
     pub attempt: usize,
+    #[schema(format = DateTime)]
     pub attempted_at: String,
+    #[schema(required = true)]
     pub status_code: Option<i32>,
     pub duration_ms: i32,
     /// The start of the receiver's answer.
+    #[schema(required = true)]
     pub response_body: Option<String>,
+    #[schema(required = true)]
     pub error: Option<String>,
     /// When the next attempt was scheduled after this one, if any.
+    #[schema(format = DateTime, required = true)]
     pub next_attempt_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryDetailOut {
     #[serde(flatten)]
+    #[schema(inline)]
     pub delivery: DeliveryOut,
     pub log: Vec<AttemptOut>,
 }
@@ -263,8 +331,8 @@ fn attempt_out((index, a): (usize, AttemptRow)) -> AttemptOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/{id}/deliveries/", tag = "events", params(("id" = Uuid, Path),
-        ("state" = Option<String>, Query), ("since" = Option<String>, Query), ("until" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+        ("state" = Option<DeliveryState>, Query), ("since" = Option<DateTime<Utc>>, Query),
+        ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"), PageParams),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
 pub async fn deliveries(
     State(state): State<AppState>,
@@ -284,27 +352,36 @@ pub async fn deliveries(
     Ok(Json(req.respond(page, delivery_out)))
 }
 
-/// Re-queues the callback's failed deliveries of events that occurred in [since, until).
-#[utoipa::path(post, path = "/api/v1/callbacks/{id}/recover/", tag = "events", params(("id" = Uuid, Path)),
-    responses((status = 202, description = "{\"recovered\": n}"), (status = 400), (status = 404)))]
-pub async fn recover(
-    State(state): State<AppState>,
-    User(caller): User,
-    UuidId(id): UuidId,
-    Body(body): Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+/// A window of events' occurrence times, [since, until).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct RecoverIn {
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}")]
+    since: DateTime<Utc>,
+    /// Exclusive; default: now.
+    #[schema(pattern = r"^\d{4}-\d{2}-\d{2}")]
+    until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecoveredOut {
+    /// Deliveries re-queued.
+    pub recovered: u64,
+}
+
+pub(super) fn read_window(body: &Value) -> ApiResult<(DateTime<Utc>, Option<DateTime<Utc>>)> {
     let mut errors = FieldErrors::new();
-    let mut read = |field: &str, required: bool| match body.get(field) {
+    let mut read = |name: &str, required: bool| match field(body, name) {
         None | Some(Value::Null) => {
             if required {
-                errors.add(field, "This field is required.");
+                errors.add(name, "This field is required.");
             }
             None
         }
         Some(value) => {
             let parsed = value.as_str().and_then(parse_time);
             if parsed.is_none() {
-                errors.add(field, "Enter a valid date/time.");
+                errors.add(name, "Enter a valid date/time.");
             }
             parsed
         }
@@ -312,15 +389,24 @@ pub async fn recover(
     let since = read("since", true);
     let until = read("until", false);
     errors.into_result().map_err(ApiError::Invalid)?;
-    let since = since.expect("checked");
+    Ok((since.expect("checked"), until))
+}
+
+/// Re-queues the callback's failed deliveries of events that occurred in [since, until).
+#[utoipa::path(post, path = "/api/v1/callbacks/{id}/recover/", tag = "events", params(("id" = Uuid, Path)),
+    request_body = RecoverIn, responses((status = 202, body = RecoveredOut), (status = 404)))]
+pub async fn recover(
+    State(state): State<AppState>,
+    User(caller): User,
+    UuidId(id): UuidId,
+    Body(body): Body,
+) -> ApiResult<(StatusCode, Json<RecoveredOut>)> {
+    let (since, until) = read_window(&body)?;
     let mut tx = state.begin().await?;
     visible_callback(tx.conn(), &caller, id).await?;
     let recovered = sql::recover_deliveries(tx.conn(), id, since, until, store::now()).await?;
     state.commit(tx).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(serde_json::json!({ "recovered": recovered })),
-    ))
+    Ok((StatusCode::ACCEPTED, Json(RecoveredOut { recovered })))
 }
 
 async fn visible_delivery(
@@ -335,7 +421,7 @@ async fn visible_delivery(
     Ok(view)
 }
 
-#[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeliveryDetailOut), (status = 404)))]
 pub async fn delivery(
     State(state): State<AppState>,
@@ -352,7 +438,7 @@ pub async fn delivery(
 }
 
 /// Sends one delivery again: a failed one, or a succeeded one to replay it.
-#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path)),
+#[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = DeliveryOut), (status = 404), (status = 409, description = "Already pending or running")))]
 pub async fn retry(
     State(state): State<AppState>,

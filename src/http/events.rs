@@ -10,6 +10,7 @@ use super::auth::User;
 use super::callbacks::{delivery_out, DeliveryOut};
 use super::error::{ApiError, ApiResult};
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{EventOut, PageParams, TopicText};
 use super::{AppState, UuidId};
 use crate::events::{self, topic};
 use crate::store::events as sql;
@@ -25,11 +26,11 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/events/", tag = "events",
-    params(("type" = Option<String>, Query), ("topic" = Option<String>, Query, description = "A hub topic: `send.*`, `subscription`, `*`"),
+    params(("type" = Option<String>, Query), ("topic" = Option<TopicText>, Query),
         ("object_type" = Option<String>, Query), ("object_id" = Option<String>, Query),
-        ("since" = Option<String>, Query), ("until" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Events, oldest first")))]
+        ("since" = Option<DateTime<Utc>>, Query), ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"),
+        PageParams),
+    responses((status = 200, body = Paginated<EventOut>, description = "Events, oldest first")))]
 pub async fn list(State(state): State<AppState>, _: User, req: ListRequest) -> ApiResult<Response> {
     let mut conditions = Filters::new(&req.params)
         .text("type", "type")
@@ -60,7 +61,7 @@ pub async fn list(State(state): State<AppState>, _: User, req: ListRequest) -> A
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/", tag = "events", params(("id" = uuid::Uuid, Path)),
-    responses((status = 200, description = "The event"), (status = 404)))]
+    responses((status = 200, body = EventOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -80,7 +81,7 @@ fn json_response(value: &impl serde::Serialize) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-#[utoipa::path(get, path = "/api/v1/events/{id}/deliveries/", tag = "events", params(("id" = uuid::Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/events/{id}/deliveries/", tag = "events", params(("id" = uuid::Uuid, Path), PageParams),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
 pub async fn deliveries(
     State(state): State<AppState>,

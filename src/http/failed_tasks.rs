@@ -7,12 +7,12 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{json, Value};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::User;
 use super::query::{ListRequest, Paginated};
+use super::schemas::PageParams;
 use super::{ApiResult, AppState};
 use crate::store::jobs::{self as sql, JobRow};
 
@@ -26,9 +26,11 @@ pub struct FailedTaskOut {
     pub task_id: Uuid,
     /// What the job was doing: `send_message`, `scheduler_create`, ...
     pub task: String,
+    #[schema(required = true)]
     pub subscription: Option<Uuid>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub initiated_at: DateTime<Utc>,
+    #[schema(format = DateTime, required = true)]
     pub failed_at: Option<String>,
     pub attempts: i32,
     pub reason: String,
@@ -50,7 +52,7 @@ impl From<JobRow> for FailedTaskOut {
 }
 
 #[utoipa::path(get, path = "/api/v1/failed-tasks/", tag = "jobs",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(PageParams),
     responses((status = 200, body = Paginated<FailedTaskOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -62,13 +64,21 @@ pub async fn list(
     Ok(Json(req.respond(page, FailedTaskOut::from)))
 }
 
+/// The answer to a re-queue. Fields in alphabetical order, as the original JSON had them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequeueOut {
+    /// Jobs put back in the queue.
+    pub count: u64,
+    pub requeued_failed_tasks: bool,
+}
+
 /// Puts every failed job back in the queue with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/failed-tasks/", tag = "jobs",
-    responses((status = 201, description = "{\"requeued_failed_tasks\": true, \"count\": n}")))]
+    responses((status = 201, body = RequeueOut)))]
 pub async fn requeue(
     State(state): State<AppState>,
     User(caller): User,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<RequeueOut>)> {
     let mut tx = state.begin().await?;
     let count = crate::jobs::requeue_failed(&mut tx).await?;
     let actor = crate::audit::Actor::user(&caller);
@@ -78,13 +88,16 @@ pub async fn requeue(
         &actor,
         "failed_tasks.requeue",
         object,
-        json!({"count": count}),
+        serde_json::json!({"count": count}),
     )
     .await?;
     state.commit(tx).await?;
     tracing::info!(count, "re-queued failed tasks");
     Ok((
         StatusCode::CREATED,
-        Json(json!({"requeued_failed_tasks": true, "count": count})),
+        Json(RequeueOut {
+            count,
+            requeued_failed_tasks: true,
+        }),
     ))
 }

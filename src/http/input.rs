@@ -63,6 +63,12 @@ pub struct Input<'a> {
     errors: FieldErrors,
 }
 
+/// A field of a body read without an [`Input`] (as `body.get(name)`), noted as asked for.
+pub fn field<'v>(body: &'v Value, name: &str) -> Option<&'v Value> {
+    crate::validation::asked(name);
+    body.get(name)
+}
+
 /// Sets `slot` when the field was present and valid.
 pub fn set<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
@@ -124,6 +130,7 @@ impl<'a> Input<'a> {
 
     /// The raw value of a present field; records "required" for an absent required one.
     fn present(&mut self, name: &str, required: bool) -> Option<&'a Value> {
+        crate::validation::asked(name);
         let value = self.fields.get(name);
         if value.is_none() && required && !self.mode.is_partial() {
             self.errors.add(name, "This field is required.");
@@ -235,6 +242,7 @@ impl<'a> Input<'a> {
 
     /// An integer field that may be null.
     pub fn nullable_integer(&mut self, name: &str, min: Option<i64>) -> Option<Option<i64>> {
+        crate::validation::asked(name);
         match self.fields.get(name)? {
             Value::Null => Some(None),
             _ => self.integer(name, false, min).map(Some),

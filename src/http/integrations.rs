@@ -1,6 +1,7 @@
 //! Integration groups, their messages and errors, and the poll API (docs/integrations.md).
 
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -9,8 +10,10 @@ use serde_json::{json, Value};
 use super::auth::{Admin, PollCaller};
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
-use super::input::{set, Input, Mode, Text};
+use super::input::{field, set, Input, Mode, Text};
+use super::integration_wire::*;
 use super::query::{ListRequest, Paginated, Params};
+use super::schemas::PageParams;
 use super::{AppState, Id};
 use crate::content::cron::{self, CronField};
 use crate::events::timestamp as time;
@@ -100,7 +103,7 @@ pub fn read_group(
                 );
             }
         }
-    } else if let Some(name) = body.get("name").and_then(Value::as_str) {
+    } else if let Some(name) = field(body, "name").and_then(Value::as_str) {
         if name != group.name {
             input.error("name", "The name of a group cannot change.");
         }
@@ -167,7 +170,7 @@ pub fn read_group(
         input.text("instance", Text::optional().not_blank().max(200)),
     );
     let mut topics = integrations::parse_topics(current_topics).unwrap_or_default();
-    match body.get("event_types") {
+    match field(body, "event_types") {
         None => {}
         Some(Value::Array(items)) => {
             let texts: Option<Vec<String>> = items
@@ -218,7 +221,7 @@ pub fn new_group(instance: &str, now: chrono::DateTime<chrono::Utc>) -> GroupRow
     }
 }
 
-async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> ApiResult<Value> {
+async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> ApiResult<GroupOut> {
     let mut conn = conn;
     let event_types = sql::group_topics(conn_again(&mut conn), &group.name).await?;
     let counts = sql::group_counts(conn_again(&mut conn), &group.name).await?;
@@ -232,33 +235,33 @@ async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> A
             )
         })
     };
-    Ok(json!({
-        "name": group.name,
-        "method": group.method,
-        "title": group.title,
-        "description": group.description,
-        "event_types": event_types,
-        "lease_seconds": group.lease_seconds,
-        "target_url": group.target_url,
-        "auth_header_set": group.auth_header.is_some(),
-        "format": group.format,
-        "minute": group.minute,
-        "hour": group.hour,
-        "day_of_week": group.day_of_week,
-        "day_of_month": group.day_of_month,
-        "month_of_year": group.month_of_year,
-        "max_batch_size": group.max_batch_size,
-        "skip_empty": group.skip_empty,
-        "instance": group.instance,
-        "next_push_at": group.next_push_at.map(time),
-        "last_push_at": group.last_push_at.map(time),
-        "unsent_count": counts.unsent,
-        "unacknowledged_errors": counts.unacknowledged_errors,
-        "poll_url": poll_url("fetch"),
-        "mark_url": poll_url("mark"),
-        "created_at": time(group.created_at),
-        "updated_at": time(group.updated_at),
-    }))
+    Ok(GroupOut {
+        auth_header_set: group.auth_header.is_some(),
+        created_at: time(group.created_at),
+        day_of_month: group.day_of_month.clone(),
+        day_of_week: group.day_of_week.clone(),
+        description: group.description.clone(),
+        event_types,
+        format: group.format.clone(),
+        hour: group.hour.clone(),
+        instance: group.instance.clone(),
+        last_push_at: group.last_push_at.map(time),
+        lease_seconds: group.lease_seconds,
+        mark_url: poll_url("mark"),
+        max_batch_size: group.max_batch_size,
+        method: group.method.clone(),
+        minute: group.minute.clone(),
+        month_of_year: group.month_of_year.clone(),
+        name: group.name.clone(),
+        next_push_at: group.next_push_at.map(time),
+        poll_url: poll_url("fetch"),
+        skip_empty: group.skip_empty,
+        target_url: group.target_url.clone(),
+        title: group.title.clone(),
+        unacknowledged_errors: counts.unacknowledged_errors,
+        unsent_count: counts.unsent,
+        updated_at: time(group.updated_at),
+    })
 }
 
 /// Reborrows a connection handle for one more query.
@@ -270,13 +273,13 @@ fn conn_again<'a>(conn: &'a mut Conn<'_>) -> Conn<'a> {
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/", tag = "integrations",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Integration groups, by name")))]
+    params(PageParams),
+    responses((status = 200, body = Paginated<GroupOut>, description = "Integration groups, by name")))]
 pub async fn list(
     State(state): State<AppState>,
     _: Admin,
     req: ListRequest,
-) -> ApiResult<Json<Paginated<Value>>> {
+) -> ApiResult<Json<Paginated<GroupOut>>> {
     let mut conn = state.db.acquire().await?;
     let page = sql::list_groups(conn.conn(), req.slice).await?;
     let mut results = Vec::with_capacity(page.rows.len());
@@ -291,13 +294,13 @@ pub async fn list(
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-groups/", tag = "integrations",
-    request_body(content = Object, description = "name, method, title, description, event_types, lease_seconds, target_url, auth_header, format, minute, hour, day_of_week, day_of_month, month_of_year, max_batch_size, skip_empty, instance"),
-    responses((status = 201, description = "The group"), (status = 400, description = "Field errors")))]
+    request_body = GroupIn,
+    responses((status = 201, body = GroupOut), (status = 409, description = "Name taken")))]
 pub async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Body(body): Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<GroupOut>)> {
     let now = store::now();
     let mut group = new_group(&state.instance_name, now);
     let topics = read_group(&body, Mode::Create, &mut group, &[])?;
@@ -320,12 +323,12 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)), responses((status = 200, description = "The group"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 200, body = GroupOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: Admin,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupOut>> {
     let mut conn = state.db.acquire().await?;
     let group = sql::get_group(conn.conn(), &name)
         .await?
@@ -334,14 +337,14 @@ pub async fn retrieve(
 }
 
 #[utoipa::path(patch, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)),
-    responses((status = 200, description = "The group"), (status = 400), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupIn,
+    responses((status = 200, body = GroupOut), (status = 404)))]
 pub async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
     Body(body): Body,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<GroupOut>> {
     let mut tx = state.begin().await?;
     let mut group = integrations::existing_group(&mut tx, &name).await?;
     let current_topics = sql::group_topics(tx.conn(), &name).await?;
@@ -367,7 +370,7 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
-    params(("name" = String, Path)), responses((status = 204), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 204), (status = 404)))]
 pub async fn destroy(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -391,17 +394,17 @@ pub async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn message_out(row: MessageRow) -> Value {
-    json!({
-        "id": row.id,
-        "group": row.group_name,
-        "created_at": time(row.created_at),
-        "sent_at": row.sent_at.map(time),
-        "leased_until": row.leased_until.map(time),
-        "event_id": row.event_id,
-        "manual_created_by": row.manual_created_by_email,
-        "data": crate::integrations::read_data(row.id, &row.data.0),
-    })
+fn message_out(row: MessageRow) -> GroupMessageOut {
+    GroupMessageOut {
+        created_at: time(row.created_at),
+        data: crate::integrations::read_data(row.id, &row.data.0),
+        event_id: row.event_id,
+        group: row.group_name,
+        id: row.id,
+        leased_until: row.leased_until.map(time),
+        manual_created_by: row.manual_created_by_email,
+        sent_at: row.sent_at.map(time),
+    }
 }
 
 async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
@@ -413,15 +416,14 @@ async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
-    params(("name" = String, Path), ("sent" = Option<bool>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "The group's messages, newest first"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("sent" = Option<bool>, Query), PageParams),
+    responses((status = 200, body = Paginated<GroupMessageOut>, description = "The group's messages, newest first"), (status = 404)))]
 pub async fn messages(
     State(state): State<AppState>,
     _: Admin,
     Path(name): Path<String>,
     req: ListRequest,
-) -> ApiResult<Json<Paginated<Value>>> {
+) -> ApiResult<Json<Paginated<GroupMessageOut>>> {
     known_group(&state, &name).await?;
     let mut conditions = super::query::Filters::new(&req.params)
         .boolean("sent", "sent")
@@ -433,17 +435,28 @@ pub async fn messages(
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
-    params(("name" = String, Path)), request_body(content = Object, description = "{\"data\": {…}}"),
-    responses((status = 201, description = "The message"), (status = 400), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupMessageIn,
+    responses((status = 201, body = GroupMessageOut), (status = 404)))]
 pub async fn add_message(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
     Body(body): Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<GroupMessageOut>)> {
     let mut tx = state.begin().await?;
     let group = integrations::existing_group(&mut tx, &name).await?;
-    let mut input = Input::new(&body, Mode::Create)?;
+    let data = read_message_data(&body)?;
+    let id = integrations::add_message(&mut tx, &group, data, caller.user_id).await?;
+    let row = sql::get_message(tx.conn(), &name, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    state.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(message_out(row))))
+}
+
+/// The `data` of a message added by hand: a JSON object.
+pub(super) fn read_message_data(body: &Value) -> ApiResult<Value> {
+    let mut input = Input::new(body, Mode::Create)?;
     let data = match input.nullable_object("data") {
         Some(Some(data)) => Some(data),
         Some(None) => {
@@ -456,49 +469,70 @@ pub async fn add_message(
         }
     };
     input.finish()?;
-    let data = data.unwrap_or_default();
-    let id = integrations::add_message(&mut tx, &group, data, caller.user_id).await?;
-    let row = sql::get_message(tx.conn(), &name, id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    state.commit(tx).await?;
-    Ok((StatusCode::CREATED, Json(message_out(row))))
+    Ok(data.unwrap_or_default())
 }
 
-async fn message_with_audit(conn: Conn<'_>, name: &str, id: i64) -> ApiResult<Value> {
+/// The `{name}` and `{id}` of a message's path. An id that is not a positive integer names no
+/// message: 404, as [`Id`] answers, rather than axum's plain-text 400.
+pub struct MessagePath(String, i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for MessagePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path((name, raw)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => Ok(MessagePath(name, id)),
+            _ => Err(ApiError::NotFound),
+        }
+    }
+}
+
+async fn message_with_audit(
+    conn: Conn<'_>,
+    name: &str,
+    id: i64,
+) -> ApiResult<GroupMessageDetailOut> {
     let mut conn = conn;
     let row = sql::get_message(conn_again(&mut conn), name, id)
         .await?
         .ok_or(ApiError::NotFound)?;
     let audit = sql::audit_trail(conn_again(&mut conn), id).await?;
-    let mut out = message_out(row);
-    out["audit"] = audit
-        .into_iter()
-        .map(|a| json!({"action": a.action, "by": a.email, "at": time(a.at)}))
-        .collect();
-    Ok(out)
+    Ok(GroupMessageDetailOut {
+        audit: audit
+            .into_iter()
+            .map(|a| AuditOut {
+                action: a.action,
+                by: a.email,
+                at: time(a.at),
+            })
+            .collect(),
+        message: message_out(row),
+    })
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/{id}/", tag = "integrations",
-    params(("name" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, description = "The message and its audit trail"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = GroupMessageDetailOut), (status = 404)))]
 pub async fn message(
     State(state): State<AppState>,
     _: Admin,
-    Path((name, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Value>> {
+    MessagePath(name, id): MessagePath,
+) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut conn = state.db.acquire().await?;
     Ok(Json(message_with_audit(conn.conn(), &name, id).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/{id}/unsend/", tag = "integrations",
-    params(("name" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, description = "The message, waiting again"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = GroupMessageDetailOut, description = "The message, waiting again"), (status = 404)))]
 pub async fn unsend(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path((name, id)): Path<(String, i64)>,
-) -> ApiResult<Json<Value>> {
+    MessagePath(name, id): MessagePath,
+) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut tx = state.begin().await?;
     integrations::unsend(&mut tx, &name, id, caller.user_id).await?;
     let out = message_with_audit(tx.conn(), &name, id).await?;
@@ -508,13 +542,13 @@ pub async fn unsend(
 
 /// "Send outstanding messages now": enqueues a push of a send group.
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/send/", tag = "integrations",
-    params(("name" = String, Path)),
-    responses((status = 202, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
+    responses((status = 202, body = QueuedOut, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
 pub async fn send_now(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let mut tx = state.begin().await?;
     let group = integrations::existing_group(&mut tx, &name).await?;
     if group.method != "send" {
@@ -535,18 +569,18 @@ pub async fn send_now(
     let job = crate::jobs::Job::PushIntegration { group: name };
     let queued = crate::jobs::enqueue(&mut tx, &state.effects.jobs, &job).await?;
     state.commit(tx).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))))
+    Ok((StatusCode::ACCEPTED, Json(QueuedOut { queued })))
 }
 
 /// A token for this group's poll API only, shown once.
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/tokens/", tag = "integrations",
-    params(("name" = String, Path)),
-    responses((status = 201, description = "{\"token\": …}, shown once"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
+    responses((status = 201, body = PollTokenOut), (status = 404)))]
 pub async fn issue_token(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<PollTokenOut>)> {
     let mut tx = state.begin().await?;
     let token = integrations::issue_poll_token(&mut tx, &name).await?;
     let actor = crate::audit::Actor::user(&caller);
@@ -563,19 +597,21 @@ pub async fn issue_token(
     let origin = &state.effects.public_origin;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "token": token,
-            "group": name,
-            "scope": integrations::poll_scope(&name),
-            "poll_url": format!("{origin}/api/v1/integration-groups/{name}/poll/fetch"),
-            "mark_url": format!("{origin}/api/v1/integration-groups/{name}/poll/mark"),
-        })),
+        Json(PollTokenOut {
+            mark_url: format!("{origin}/api/v1/integration-groups/{name}/poll/mark"),
+            poll_url: format!("{origin}/api/v1/integration-groups/{name}/poll/fetch"),
+            scope: integrations::poll_scope(&name),
+            group: name,
+            token,
+        }),
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
-    params(("name" = String, Path), ("limit" = Option<i64>, Query)),
-    responses((status = 200, description = "{version, token, messages, unreadCount}"), (status = 400), (status = 403), (status = 404)))]
+/// Takes the next batch of waiting messages, leased until marked or until the lease ends. For an
+/// admin, or a token issued for this group's poll API.
+#[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 16")),
+    responses((status = 200, body = PollBatchOut), (status = 404)))]
 pub async fn fetch(
     State(state): State<AppState>,
     PollCaller { group }: PollCaller,
@@ -601,44 +637,54 @@ pub async fn fetch(
     Ok(Json(out))
 }
 
-#[utoipa::path(post, path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
-    params(("name" = String, Path), ("token" = Option<String>, Query)),
-    responses((status = 200, description = "{markedCount, unreadCount}"), (status = 400), (status = 403), (status = 404)))]
+/// Marks a fetched batch as received: its messages are sent. The token comes in the query
+/// string or the body.
+#[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query, pattern = r"\S")), request_body = MarkIn,
+    responses((status = 200, body = MarkOut), (status = 404)))]
 pub async fn mark(
     State(state): State<AppState>,
     PollCaller { group }: PollCaller,
     params: Params,
     Body(body): Body,
-) -> ApiResult<Json<Value>> {
-    let token = params.get("token").map(str::to_string).or_else(|| {
-        body.get("token")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    });
+) -> ApiResult<Json<MarkOut>> {
+    let token = mark_token(&params, &body);
     let mut tx = state.begin().await?;
     let (marked, unread) = integrations::mark(&mut tx, &group, token.as_deref()).await?;
     tx.commit().await?;
-    Ok(Json(json!({"markedCount": marked, "unreadCount": unread})))
+    Ok(Json(MarkOut {
+        marked_count: marked,
+        unread_count: unread,
+    }))
 }
 
-fn error_out(row: ErrorRow) -> Value {
-    json!({
-        "id": row.id,
-        "group": row.group_name,
-        "occurred_at": time(row.occurred_at),
-        "source": row.source,
-        "message": row.message,
-        "details": row.details.0,
-        "acknowledged_at": row.acknowledged_at.map(time),
-        "acknowledged_by": row.acknowledged_by_email,
+/// The batch token of a mark request: from the query string, else from the body.
+pub(super) fn mark_token(params: &Params, body: &Value) -> Option<String> {
+    params.get("token").map(str::to_string).or_else(|| {
+        field(body, "token")
+            .and_then(Value::as_str)
+            .map(str::to_string)
     })
+}
+
+fn error_out(row: ErrorRow) -> IntegrationErrorOut {
+    IntegrationErrorOut {
+        acknowledged_at: row.acknowledged_at.map(time),
+        acknowledged_by: row.acknowledged_by_email,
+        details: row.details.0,
+        group: row.group_name,
+        id: row.id,
+        message: row.message,
+        occurred_at: time(row.occurred_at),
+        source: row.source,
+    }
 }
 
 async fn list_errors(
     state: &AppState,
     req: &ListRequest,
     group: Option<String>,
-) -> ApiResult<Json<Paginated<Value>>> {
+) -> ApiResult<Json<Paginated<IntegrationErrorOut>>> {
     let mut conditions = super::query::Filters::new(&req.params)
         .boolean("acknowledged", "acknowledged")
         .finish()?;
@@ -651,36 +697,36 @@ async fn list_errors(
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-errors/", tag = "integrations",
-    params(("acknowledged" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Integration errors of every group, newest first")))]
+    params(("acknowledged" = Option<bool>, Query), PageParams),
+    responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "Integration errors of every group, newest first")))]
 pub async fn errors(
     State(state): State<AppState>,
     _: Admin,
     req: ListRequest,
-) -> ApiResult<Json<Paginated<Value>>> {
+) -> ApiResult<Json<Paginated<IntegrationErrorOut>>> {
     list_errors(&state, &req, None).await
 }
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/errors/", tag = "integrations",
-    params(("name" = String, Path), ("acknowledged" = Option<bool>, Query)),
-    responses((status = 200, description = "The group's integration errors, newest first"), (status = 404)))]
+    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("acknowledged" = Option<bool>, Query), PageParams),
+    responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "The group's integration errors, newest first"), (status = 404)))]
 pub async fn group_errors(
     State(state): State<AppState>,
     _: Admin,
     Path(name): Path<String>,
     req: ListRequest,
-) -> ApiResult<Json<Paginated<Value>>> {
+) -> ApiResult<Json<Paginated<IntegrationErrorOut>>> {
     known_group(&state, &name).await?;
     list_errors(&state, &req, Some(name)).await
 }
 
 #[utoipa::path(post, path = "/api/v1/integration-errors/{id}/acknowledge/", tag = "integrations",
-    params(("id" = i64, Path)), responses((status = 200, description = "The error, acknowledged"), (status = 404)))]
+    params(("id" = i64, Path, minimum = 1)), responses((status = 200, body = IntegrationErrorOut, description = "The error, acknowledged"), (status = 404)))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Id(id): Id,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IntegrationErrorOut>> {
     let mut tx = state.begin().await?;
     if !sql::acknowledge_error(tx.conn(), id, caller.user_id, store::now()).await? {
         return Err(ApiError::NotFound);

@@ -17,6 +17,7 @@ use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{ContentType, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::content::{self};
@@ -38,13 +39,16 @@ pub struct MessageSetOut {
     pub id: i64,
     pub short_name: String,
     pub label: String,
-    /// `text` or `audio`.
+    #[schema(value_type = ContentType)]
     pub content_type: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
     /// The message set a subscription moves on to when it completes this one.
+    #[schema(required = true)]
     pub next_set: Option<i64>,
     pub default_schedule: i64,
     /// The Message Sender channel messages of this set go out on, if not the default.
+    #[schema(required = true)]
     pub channel: Option<String>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -78,14 +82,24 @@ impl From<MessageSet> for MessageSetOut {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct MessageSetIn {
-    /// Unique, at most 100 characters.
+    /// Unique.
+    #[schema(max_length = 100, pattern = r"\S")]
     short_name: String,
-    label: Option<String>,
-    /// `text` (default) or `audio`.
-    content_type: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 100)]
+    label: String,
+    /// Default `text`.
+    #[serde(default)]
+    #[schema(value_type = ContentType)]
+    content_type: String,
     notes: Option<String>,
+    /// The message set a subscription moves on to when it completes this one.
+    #[schema(minimum = 1)]
     next_set: Option<i64>,
+    #[schema(minimum = 1)]
     default_schedule: i64,
+    /// The Message Sender channel messages of this set go out on, if not the default.
+    #[schema(max_length = 64)]
     channel: Option<String>,
     /// `HH:MM` in the subscribers' local time; give both ends or neither (default: none, or
     /// SBM_SEND_WINDOW when configured).
@@ -93,7 +107,11 @@ pub struct MessageSetIn {
     send_window_end: Option<String>,
 }
 
-fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -> ApiResult<()> {
+pub(super) fn read_fields(
+    body: &serde_json::Value,
+    mode: Mode,
+    f: &mut MessageSetFields,
+) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     set(
         &mut f.short_name,
@@ -127,8 +145,8 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut MessageSetFields) -
 }
 
 #[utoipa::path(get, path = "/api/v1/messageset/", tag = "content",
-    params(("short_name" = Option<String>, Query), ("content_type" = Option<String>, Query),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(("short_name" = Option<String>, Query), ("content_type" = Option<ContentType>, Query),
+           PageParams),
     responses((status = 200, body = Paginated<MessageSetOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -159,7 +177,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(set.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -190,7 +208,7 @@ async fn write(
     Ok(Json(set.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -201,7 +219,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -212,7 +230,7 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still has messages or is another set's next_set")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -226,7 +244,9 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 pub struct MessageSetWithMessagesOut {
     pub id: i64,
     pub short_name: String,
+    #[schema(required = true)]
     pub notes: Option<String>,
+    #[schema(required = true)]
     pub next_set: Option<i64>,
     pub default_schedule: i64,
     pub messages: Vec<MessageDetailOut>,
@@ -236,7 +256,7 @@ pub struct MessageSetWithMessagesOut {
     pub updated_at: DateTime<Utc>,
 }
 
-#[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetWithMessagesOut), (status = 404)))]
 pub async fn with_messages(
     State(state): State<AppState>,

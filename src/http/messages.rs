@@ -19,6 +19,7 @@ use super::body::Body;
 use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{Bytes, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{Message, MessageFields};
 use crate::content::{self};
@@ -40,8 +41,11 @@ pub struct MessageOut {
     pub messageset: i64,
     pub sequence_number: i32,
     pub lang: String,
+    #[schema(required = true)]
     pub text_content: Option<String>,
+    #[schema(required = true)]
     pub binary_content: Option<i64>,
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -68,13 +72,18 @@ impl From<Message> for MessageOut {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct MessageIn {
+    #[schema(minimum = 1)]
     messageset: i64,
-    /// 1 or more; unique per (messageset, lang).
+    /// Unique per (messageset, lang).
+    #[schema(minimum = 1)]
     sequence_number: i32,
     /// ISO 639-3, optionally with a country: `eng`, `eng_ZA`.
+    #[schema(max_length = 6, pattern = "^[A-Za-z]{3}(_[A-Za-z]{2})?$")]
     lang: String,
     text_content: Option<String>,
+    #[schema(minimum = 1)]
     binary_content: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -92,8 +101,11 @@ pub struct MessageDetailOut {
     pub messageset: i64,
     pub sequence_number: i32,
     pub lang: String,
+    #[schema(required = true)]
     pub text_content: Option<String>,
+    #[schema(required = true)]
     pub binary_content: Option<NestedBinaryOut>,
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
@@ -137,7 +149,7 @@ pub async fn nested_messages(
         .collect())
 }
 
-fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()> {
+pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     set(&mut f.message_set_id, input.pk("messageset", true));
     let sequence = input.integer("sequence_number", true, Some(1));
@@ -165,7 +177,7 @@ fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> ApiResult<()>
 
 #[utoipa::path(get, path = "/api/v1/message/", tag = "content",
     params(("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query),
-           ("sequence_number" = Option<i64>, Query), ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+           ("sequence_number" = Option<i64>, Query), PageParams),
     responses((status = 200, body = Paginated<MessageOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -197,7 +209,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(message.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -223,7 +235,7 @@ async fn write(state: AppState, id: i64, body: Value, mode: Mode) -> ApiResult<J
     Ok(Json(message.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -234,7 +246,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -245,13 +257,21 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404)))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_message(&mut tx, &state.effects, id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `?format=raw`: the message's content itself.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RawFormat {
+    Raw,
 }
 
 /// Whether the client asked for the content itself rather than the original's JSON view: with
@@ -286,8 +306,10 @@ fn wants_raw(query: Option<&str>, headers: &HeaderMap) -> bool {
 /// binary file's bytes with its media type when it has one (audio), else its text as
 /// `text/plain`.
 #[utoipa::path(get, path = "/api/v1/message/{id}/content/", tag = "content",
-    params(("id" = i64, Path), ("format" = Option<String>, Query, description = "`raw` for the audio bytes or the text instead of the JSON view")),
-    responses((status = 200, description = "MessageDetailOut by default; the audio bytes or the text with ?format=raw or Accept: audio/*, text/*"),
+    description = "The original's JSON view of the message (`MessageDetailOut`, its `binary_content` nested) by default, whatever `Accept` a plain client sends (`*/*`, none). The content itself only when asked for explicitly: with `?format=raw`, or an `Accept` that names an audio or text type and not JSON; then the audio file's bytes with its media type, or the text as `text/plain`.",
+    params(("id" = i64, Path, minimum = 1), ("format" = Option<RawFormat>, Query, description = "`raw`: the content itself rather than the JSON view")),
+    responses((status = 200, description = "The JSON view, or the content itself when asked for",
+        content((MessageDetailOut = "application/json"), (Bytes = "audio/*"), (String = "text/plain"))),
               (status = 404)))]
 pub async fn message_content(
     State(state): State<AppState>,

@@ -8,6 +8,7 @@ pub mod input;
 pub mod links;
 pub mod query;
 pub mod representation;
+mod schemas;
 pub mod wire;
 
 mod binary_content;
@@ -15,6 +16,7 @@ mod callbacks;
 mod events;
 mod failed_tasks;
 mod health;
+mod integration_wire;
 pub mod integrations;
 mod local_time;
 mod media;
@@ -22,6 +24,9 @@ mod message_sets;
 mod messages;
 mod observability;
 mod openapi;
+mod openapi_rules;
+#[cfg(test)]
+mod openapi_tests;
 mod schedules;
 mod security;
 mod subscriptions;

@@ -9,7 +9,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::auth::User;
 use super::{ApiResult, AppState};
@@ -50,7 +51,9 @@ fn set_state_gauges(name: &'static str, depth: &[(String, i64)]) {
 }
 
 /// Prometheus text exposition. Queue depth and age are read from the database at scrape time.
-async fn prometheus(State(state): State<AppState>) -> Response {
+#[utoipa::path(get, path = "/metrics", tag = "helpers",
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format 0.0.4")))]
+pub async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.db.acquire().await {
         if let Ok(depth) = jobs_sql::queue_depth(conn.conn()).await {
             set_state_gauges("sbm_jobs", &depth);
@@ -83,19 +86,32 @@ async fn prometheus(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MetricsAvailableOut {
+    pub metrics_available: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledMetricsOut {
+    pub scheduled_metrics_initiated: bool,
+}
+
 /// `{"metrics_available": [...]}`: every metric this service pushes to the Go Metrics API.
-#[utoipa::path(get, path = "/api/metrics/", tag = "helpers", responses((status = 200, description = "{\"metrics_available\": [...]}")))]
-pub async fn available(State(state): State<AppState>, _: User) -> ApiResult<Json<Value>> {
-    let names = crate::go_metrics::available(&state.db).await?;
-    Ok(Json(json!({"metrics_available": names})))
+#[utoipa::path(get, path = "/api/metrics/", tag = "helpers", responses((status = 200, body = MetricsAvailableOut)))]
+pub async fn available(
+    State(state): State<AppState>,
+    _: User,
+) -> ApiResult<Json<MetricsAvailableOut>> {
+    let metrics_available = crate::go_metrics::available(&state.db).await?;
+    Ok(Json(MetricsAvailableOut { metrics_available }))
 }
 
 /// Computes and pushes the scheduled metrics now (as a job, retried if the push fails).
-#[utoipa::path(post, path = "/api/metrics/", tag = "helpers", responses((status = 200, description = "{\"scheduled_metrics_initiated\": true}")))]
+#[utoipa::path(post, path = "/api/metrics/", tag = "helpers", responses((status = 200, body = ScheduledMetricsOut)))]
 pub async fn fire_scheduled(
     State(state): State<AppState>,
     _: User,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ScheduledMetricsOut>)> {
     let mut tx = state.begin().await?;
     crate::jobs::enqueue(
         &mut tx,
@@ -106,6 +122,8 @@ pub async fn fire_scheduled(
     state.commit(tx).await?;
     Ok((
         StatusCode::OK,
-        Json(json!({"scheduled_metrics_initiated": true})),
+        Json(ScheduledMetricsOut {
+            scheduled_metrics_initiated: true,
+        }),
     ))
 }

@@ -2,12 +2,13 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::openapi_rules::{CommonResponses, HaploAliases, OperationIds, PartialBodies};
 use super::{
     binary_content, callbacks, events, failed_tasks, health, integrations, message_sets, messages,
-    observability, schedules, subscriptions, users, AppState,
+    observability, schedules, schemas, subscriptions, users, AppState,
 };
 
 struct TokenAuth;
@@ -15,6 +16,15 @@ struct TokenAuth;
 impl Modify for TokenAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("HTTP Basic with the token as the password"))
+                    .build(),
+            ),
+        );
         components.add_security_scheme(
             "token",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
@@ -27,9 +37,15 @@ impl Modify for TokenAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "sbm: Seed Stage-Based Messaging Store", description = "Wire-compatible with the Django original."),
-    modifiers(&TokenAuth),
-    security(("token" = [])),
+    info(title = "sbm: Seed Stage-Based Messaging Store", description = "Wire-compatible with the Django original.
+
+Every route but `/healthz`, `/metrics`, `/media/…` and this document needs `Authorization: Token <key>` (or HTTP Basic with the token as the password). Paths work with and without their trailing slash. Request bodies are JSON (HTML-form encoding is accepted too); errors are DRF-shaped: `{\"field\": [\"message\"]}` or `{\"detail\": \"…\"}`.
+
+`GET /api/v1/message/{id}/content/` answers the message's JSON view (its `binary_content` nested) by default, whatever `Accept` a plain HTTP client sends (`*/*`, none); the raw bytes (the audio with its media type, or the text as `text/plain`) only with `?format=raw` or an `Accept` that names an audio or text type and not JSON."),
+    modifiers(&TokenAuth, &HaploAliases, &OperationIds, &PartialBodies, &CommonResponses),
+    security(("token" = []), ("basic" = [])),
+    components(schemas(schemas::Detail, schemas::FieldErrorsOut, schemas::BadRequest, schemas::ContentType,
+        schemas::CallbackState, schemas::DeliveryState, schemas::TopicText, messages::RawFormat)),
     paths(
         schedules::list, schedules::create, schedules::retrieve, schedules::replace, schedules::update, schedules::destroy, schedules::send,
         message_sets::list, message_sets::create, message_sets::retrieve, message_sets::replace, message_sets::update,
@@ -52,13 +68,18 @@ impl Modify for TokenAuth {
         users::create_token,
         super::security::rotate_secret, super::security::audit_log,
         health::health, health::liveness, observability::available, observability::fire_scheduled,
+        observability::prometheus, binary_content::media_file, document,
     )
 )]
 pub struct ApiDoc;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/openapi.json",
-        get(|| async { Json(ApiDoc::openapi()) }),
-    )
+    Router::new().route("/api/openapi.json", get(document))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "helpers",
+    responses((status = 200, body = Object, description = "The OpenAPI document")))]
+async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

@@ -162,7 +162,9 @@ impl<'a> Filters<'a> {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     pub count: i64,
+    #[schema(required = true)]
     pub next: Option<String>,
+    #[schema(required = true)]
     pub previous: Option<String>,
     pub results: Vec<T>,
 }

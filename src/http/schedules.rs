@@ -13,6 +13,7 @@ use super::body::Body;
 use super::input::{set, Input, Mode, Text};
 use super::local_time::{due_times, DueTimeOut};
 use super::query::{ListRequest, Paginated};
+use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self, model::Schedule, model::ScheduleFields};
 use crate::store::content as sql;
@@ -68,21 +69,42 @@ impl From<Schedule> for ScheduleOut {
     }
 }
 
-/// Writable fields; each defaults to `*`.
+/// Writable fields; each defaults to `*` (PATCH: only those sent change).
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ScheduleIn {
-    minute: Option<String>,
-    hour: Option<String>,
-    day_of_week: Option<String>,
-    day_of_month: Option<String>,
-    month_of_year: Option<String>,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-5]?[0-9](,[0-5]?[0-9])*)$")]
+    minute: String,
+    #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([01]?[0-9]|2[0-3])(,([01]?[0-9]|2[0-3]))*)$"
+    )]
+    hour: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^(\*|[0-7](,[0-7])*)$")]
+    day_of_week: String,
+    #[serde(default)]
+    #[schema(
+        max_length = 64,
+        pattern = r"^(\*|([1-9]|[12][0-9]|3[01])(,([1-9]|[12][0-9]|3[01]))*)$"
+    )]
+    day_of_month: String,
+    #[serde(default)]
+    #[schema(max_length = 64, pattern = r"^(\*|([1-9]|1[0-2])(,([1-9]|1[0-2]))*)$")]
+    month_of_year: String,
     /// An IANA time zone name, such as `Africa/Johannesburg`; default `UTC`. Only UTC when a
     /// Seed Scheduler is configured.
+    #[schema(max_length = 64)]
     timezone: Option<String>,
 }
 
-fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> ApiResult<()> {
+pub(super) fn read_fields(
+    body: &serde_json::Value,
+    mode: Mode,
+    f: &mut ScheduleFields,
+) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     let rule = Text::optional().not_blank().max(64);
     set(&mut f.minute, input.text("minute", rule));
@@ -95,7 +117,7 @@ fn read_fields(body: &serde_json::Value, mode: Mode, f: &mut ScheduleFields) -> 
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",
-    params(("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+    params(PageParams),
     responses((status = 200, body = Paginated<ScheduleOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -122,7 +144,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(schedule.into())))
 }
 
-#[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = ScheduleOut), (status = 404)))]
 pub async fn retrieve(
     State(state): State<AppState>,
@@ -153,7 +175,7 @@ async fn write(
     Ok(Json(schedule.into()))
 }
 
-#[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
 pub async fn replace(
     State(state): State<AppState>,
@@ -164,7 +186,7 @@ pub async fn replace(
     write(state, id, body, Mode::Replace).await
 }
 
-#[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
 pub async fn update(
     State(state): State<AppState>,
@@ -175,7 +197,7 @@ pub async fn update(
     write(state, id, body, Mode::Partial).await
 }
 
-#[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path)),
+#[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
@@ -186,13 +208,13 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 
 /// Sends every ready subscription on the schedule its next message now: one tick on request
 /// (the 2019 original's per-schedule POST-back, also for operators).
-#[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path)),
-    responses((status = 202, description = "{}"), (status = 404)))]
+#[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path, minimum = 1)),
+    responses((status = 202, body = Empty), (status = 404)))]
 pub async fn send(
     State(state): State<AppState>,
     _: super::auth::SendCaller,
     Id(id): Id,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<Empty>)> {
     let mut tx = state.begin().await?;
     sql::get_schedule(tx.conn(), id)
         .await?
@@ -204,5 +226,5 @@ pub async fn send(
     )
     .await?;
     state.commit(tx).await?;
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({}))))
+    Ok((StatusCode::ACCEPTED, Json(Empty {})))
 }

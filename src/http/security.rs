@@ -45,8 +45,9 @@ fn audit_out(row: AuditRow) -> Value {
 #[utoipa::path(get, path = "/api/v1/audit/", tag = "auth",
     params(("action" = Option<String>, Query), ("actor_id" = Option<i64>, Query),
         ("object_type" = Option<String>, Query), ("object_id" = Option<String>, Query),
-        ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
-    responses((status = 200, description = "Audit entries"), (status = 401), (status = 403)))]
+        super::schemas::PageParams),
+    responses((status = 200, body = Object, description = "Audit entries, paginated: `{count, next, previous, results: [{id, at, actor_id, actor_email, action, object_type, object_id, details}]}`"),
+        (status = 401), (status = 403)))]
 pub async fn audit_log(
     State(state): State<AppState>,
     _: Admin,
@@ -112,10 +113,22 @@ fn read_rotation(body: &Value) -> Result<(String, i64), FieldErrors> {
 /// Gives the callback a new signing secret. Its former secret, if any, keeps signing beside
 /// the new one (two space-separated `webhook-signature` values) for `grace_seconds`, so the
 /// receiver can switch without dropping a delivery.
+/// A new signing secret; the old one keeps signing beside it for the grace period.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RotateSecretIn {
+    /// The new secret (at most 200 bytes).
+    #[schema(max_length = 200, min_length = 1)]
+    secret: String,
+    /// How long the old secret still signs too, in seconds (default 86400).
+    #[schema(minimum = 0, maximum = 2592000)]
+    grace_seconds: Option<i64>,
+}
+
 #[utoipa::path(post, path = "/api/v1/callbacks/{id}/rotate-secret/", tag = "events",
     params(("id" = uuid::Uuid, Path)),
-    request_body(content = Object, description = "secret (required), grace_seconds (0 to 2592000, default 86400)"),
-    responses((status = 200, description = "The callback, with previous_secret_expires_at"),
+    request_body(content = RotateSecretIn),
+    responses((status = 200, body = Object, description = "The callback, with previous_secret_expires_at"),
         (status = 400, description = "Field errors"), (status = 404)))]
 pub async fn rotate_secret(
     State(state): State<AppState>,

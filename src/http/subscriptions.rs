@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use super::auth::{SendCaller, User};
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
+use super::input::{field, set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
+use super::schemas::{Accepted, PageParams};
 use super::{ApiError, ApiResult, AppState, UuidId};
 use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
@@ -49,13 +50,17 @@ pub struct SubscriptionOut {
     pub schedule: i64,
     /// -2, -1 error; 0 ready; 1 sending; 2 completed.
     pub process_status: i16,
+    #[schema(value_type = Option<Object>, required = true)]
     pub metadata: Option<Value>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub created_at: DateTime<Utc>,
     #[serde(serialize_with = "super::wire::drf_time")]
     pub updated_at: DateTime<Utc>,
+    #[schema(required = true)]
     pub initial_sequence_number: Option<i32>,
+    #[schema(required = true)]
     pub created_by: Option<i64>,
+    #[schema(required = true)]
     pub updated_by: Option<i64>,
     /// The subscriber's IANA time zone; null means the schedule's.
     pub timezone: Option<String>,
@@ -90,22 +95,55 @@ impl SubscriptionOut {
 #[allow(dead_code)]
 pub struct SubscriptionIn {
     identity: Uuid,
+    #[schema(minimum = 1)]
     messageset: i64,
+    #[schema(max_length = 6, pattern = "^[A-Za-z]{3}(_[A-Za-z]{2})?$")]
     lang: String,
     /// Default: the message set's default schedule.
-    schedule: Option<i64>,
-    next_sequence_number: Option<i32>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    schedule: i64,
+    /// Default 1.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    next_sequence_number: i32,
     /// Default: next_sequence_number.
+    #[schema(minimum = 1)]
     initial_sequence_number: Option<i32>,
-    version: Option<i32>,
-    active: Option<bool>,
-    completed: Option<bool>,
-    process_status: Option<i16>,
+    #[serde(default)]
+    version: i32,
+    #[serde(default)]
+    active: bool,
+    #[serde(default)]
+    completed: bool,
+    /// -2, -1 error; 0 ready; 1 sending; 2 completed.
+    #[serde(default)]
+    #[schema(minimum = -2, maximum = 2)]
+    process_status: i16,
     /// `prepend_next_delivery` is sent before the next message, then cleared.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     /// An IANA time zone name; null (default) means the schedule's zone. Only UTC when a Seed
     /// Scheduler is configured.
     timezone: Option<String>,
+}
+
+/// The project hub's registration webhook: the subscription is in `data` (its `hook` and the
+/// hub's own `id`, `url` and timestamps are ignored).
+#[derive(Debug, serde::Deserialize, ToSchema)]
+#[allow(dead_code)]
+pub struct HubRegistrationIn {
+    data: SubscriptionIn,
+}
+
+/// The answer to a send request: `accepted`, and why not when it was not (or, for a repeat,
+/// that it was one).
+#[derive(Debug, Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct SendAnswer {
+    accepted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
 }
 
 fn narrow<T: TryFrom<i64>>(input: &mut Input, name: &str, value: Option<i64>) -> Option<T> {
@@ -119,7 +157,7 @@ fn narrow<T: TryFrom<i64>>(input: &mut Input, name: &str, value: Option<i64>) ->
     }
 }
 
-fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) -> ApiResult<()> {
+pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) -> ApiResult<()> {
     let mut input = Input::new(body, mode)?;
     set(&mut f.identity, input.uuid("identity", true));
     set(&mut f.message_set_id, input.pk("messageset", true));
@@ -157,10 +195,11 @@ fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) -> ApiResul
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions",
     params(("identity" = Option<Uuid>, Query), ("active" = Option<bool>, Query), ("completed" = Option<bool>, Query),
-           ("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query), ("process_status" = Option<i16>, Query),
-           ("created_after" = Option<String>, Query), ("created_before" = Option<String>, Query),
+           ("messageset" = Option<i64>, Query), ("schedule" = Option<i64>, Query), ("lang" = Option<String>, Query),
+           ("process_status" = Option<i16>, Query),
+           ("created_after" = Option<DateTime<Utc>>, Query), ("created_before" = Option<DateTime<Utc>>, Query),
            ("metadata_has_key" = Option<String>, Query), ("metadata_not_has_key" = Option<String>, Query),
-           ("limit" = Option<i64>, Query), ("offset" = Option<i64>, Query)),
+           PageParams),
     responses((status = 200, body = Paginated<SubscriptionOut>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -229,14 +268,21 @@ pub async fn create(
 }
 
 /// The project hub's webhook: `{"hook": {...}, "data": {<subscription>}}`.
-#[utoipa::path(post, path = "/api/v1/subscriptions/request", tag = "subscriptions",
-    responses((status = 201, description = "{\"accepted\": true}"), (status = 400, description = "Field errors, or no data")))]
+#[utoipa::path(post, path = "/api/v1/subscriptions/request", tag = "subscriptions", request_body = HubRegistrationIn,
+    responses((status = 201, body = Accepted)))]
 pub async fn hub_request(
     State(state): State<AppState>,
     User(caller): User,
     Body(body): Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let mut data = match body.get("data") {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let data = registration_data(&body)?;
+    create_from(&state, caller.user_id, &data).await?;
+    Ok((StatusCode::CREATED, Json(Accepted { accepted: true })))
+}
+
+/// The subscription of a hub registration, without the fields that are the hub's own.
+pub(super) fn registration_data(body: &Value) -> ApiResult<Value> {
+    let mut data = match field(body, "data") {
         Some(data @ Value::Object(_)) => data.clone(),
         Some(Value::Null) | None => {
             return Err(ApiError::Invalid(FieldErrors::single(
@@ -264,8 +310,7 @@ pub async fn hub_request(
             map.remove(read_only);
         }
     }
-    create_from(&state, caller.user_id, &data).await?;
-    Ok((StatusCode::CREATED, Json(json!({"accepted": true}))))
+    Ok(data)
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
@@ -342,9 +387,9 @@ pub async fn destroy(
 /// sends nothing and has its Scheduler schedule disabled. The Scheduler's repeats (it delivers
 /// at least once) are accepted, say so, and add nothing; a user's every request is a message,
 /// sent in turn after the one before it.
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = String, Path)),
-    responses((status = 201, description = "{\"accepted\": true} (with a \"reason\" when the request was a repeat and added nothing)"),
-        (status = 400, description = "{\"accepted\": false, \"reason\": ...}: no such subscription")))]
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = Uuid, Path)),
+    responses((status = 201, body = SendAnswer, description = "Accepted: also for an inactive or completed subscription (nothing is sent) and for a Scheduler repeat (with a `reason`)"),
+        (status = 400, body = SendAnswer, description = "No such subscription: `{\"accepted\": false, \"reason\": …}`")))]
 pub async fn send(
     State(state): State<AppState>,
     caller: SendCaller,
@@ -383,14 +428,14 @@ pub async fn send(
 
 /// Sends the subscription's current message again.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/resend", tag = "subscriptions", params(("id" = Uuid, Path)),
-    responses((status = 202, description = "{\"accepted\": true}"), (status = 404)))]
+    responses((status = 202, body = Accepted), (status = 404)))]
 pub async fn resend(
     State(state): State<AppState>,
     _: User,
     UuidId(id): UuidId,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
     let mut tx = state.begin().await?;
     subscriptions::request_resend(&mut tx, &state.effects, id).await?;
     state.commit(tx).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"accepted": true}))))
+    Ok((StatusCode::ACCEPTED, Json(Accepted { accepted: true })))
 }

@@ -20,7 +20,16 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, serde::Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct TokenRequest {
+    /// The user's email: an existing user gets a new token, a new email a new user.
+    #[schema(format = Email)]
     email: String,
+}
+
+pub(super) fn read_email(body: &serde_json::Value) -> ApiResult<String> {
+    let mut input = Input::new(body, Mode::Create)?;
+    let email = input.text("email", Text::required());
+    input.finish()?;
+    Ok(email.unwrap_or_default())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -31,16 +40,13 @@ pub struct TokenOut {
 
 #[utoipa::path(post, path = "/api/v1/user/token/", tag = "auth", request_body = TokenRequest,
     responses((status = 201, body = TokenOut), (status = 400, description = "Missing or invalid email"),
-              (status = 401), (status = 403, description = "Caller is not an admin")))]
+              (status = 403, description = "Caller is not an admin")))]
 pub async fn create_token(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<TokenOut>)> {
-    let mut input = Input::new(&body, Mode::Create)?;
-    let email = input.text("email", Text::required());
-    input.finish()?;
-    let email = email.unwrap_or_default();
+    let email = read_email(&body)?;
     let mut tx = state.db.begin().await?;
     let issued = auth::issue_token(&mut tx, &email, false).await?;
     let prefix: String = issued.token.chars().take(8).collect();
