@@ -70,9 +70,8 @@ pub async fn requeue(
     _: User,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
-    let count = sql::requeue_failed_jobs(tx.conn(), crate::store::now()).await?;
+    let count = crate::jobs::failed::requeue(&mut tx, crate::jobs::failed::Requeue::All).await?;
     state.commit(tx).await?;
-    tracing::info!(count, "re-queued failed tasks");
     Ok((
         StatusCode::CREATED,
         Json(json!({"requeued_failed_tasks": true, "count": count})),
