@@ -11,6 +11,7 @@ mod error;
 pub mod filter;
 pub mod integrations;
 
+pub mod admin;
 pub mod content;
 pub mod events;
 pub mod jobs;
