@@ -49,6 +49,8 @@ pub struct HttpSettings {
     pub max_upload_bytes: usize,
     pub page_size: i64,
     pub max_page_size: i64,
+    /// How long an admin UI session may stay unused.
+    pub admin_session_idle: Duration,
 }
 
 #[derive(Clone)]
@@ -103,6 +105,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(observability::router())
         .merge(openapi::router())
+        .merge(crate::admin::router(upload_limit))
         .nest_service(
             "/media",
             tower_http::services::ServeDir::new(state.media.root()),

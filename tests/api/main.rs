@@ -4,6 +4,8 @@ mod helpers;
 mod peers;
 mod receiver;
 
+mod admin;
+mod admin_browser;
 mod auth;
 mod binary_content;
 mod cli;
