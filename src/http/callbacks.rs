@@ -19,7 +19,7 @@ use crate::callbacks::{self, hub};
 use crate::events::timestamp as time;
 use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
 use crate::store::filter::{Condition, Op, Value as FilterValue};
-use crate::store::{self, Conn};
+use crate::store::Conn;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -159,9 +159,7 @@ pub async fn update(
     let mut tx = state.begin().await?;
     let mut callback = visible_callback(tx.conn(), &caller, id).await?;
     if let Some(batch_size) = batch_size {
-        callback = sql::set_batch_size(tx.conn(), id, batch_size, store::now())
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        callback = callbacks::manage::set_batch_size(&mut tx, id, batch_size).await?;
     }
     state.commit(tx).await?;
     Ok(Json(callbacks::representation(
@@ -180,7 +178,7 @@ pub async fn destroy(
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
     visible_callback(tx.conn(), &caller, id).await?;
-    sql::delete_callback(tx.conn(), id).await?;
+    callbacks::manage::delete(&mut tx, id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -309,7 +307,7 @@ pub async fn recover(
     let since = since.expect("checked");
     let mut tx = state.begin().await?;
     visible_callback(tx.conn(), &caller, id).await?;
-    let recovered = sql::recover_deliveries(tx.conn(), id, since, until, store::now()).await?;
+    let recovered = callbacks::manage::recover(&mut tx, id, since, until).await?;
     state.commit(tx).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -355,14 +353,9 @@ pub async fn retry(
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let mut conn = state.db.acquire().await?;
     visible_delivery(&mut conn, &caller, id).await?;
-    if !sql::requeue_delivery(conn.conn(), id, store::now()).await? {
-        return Err(ApiError::Conflict(
-            "This delivery is already waiting for its next attempt.".into(),
-        ));
-    }
-    let view = sql::get_delivery(conn.conn(), id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    state.wake.notify_one();
+    drop(conn);
+    let mut tx = state.begin().await?;
+    let view = callbacks::manage::retry_delivery(&mut tx, id).await?;
+    state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_out(view))))
 }
