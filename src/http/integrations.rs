@@ -485,14 +485,7 @@ pub async fn send_now(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut tx = state.begin().await?;
-    let group = integrations::existing_group(&mut tx, &name).await?;
-    if group.method != "send" {
-        return Err(ApiError::BadRequest(format!(
-            "Integration group \"{name}\" is polled (method \"poll\"); it does not push."
-        )));
-    }
-    let job = crate::jobs::Job::PushIntegration { group: name };
-    let queued = crate::jobs::enqueue(&mut tx, &state.effects.jobs, &job).await?;
+    let queued = integrations::manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
     state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued}))))
 }
@@ -631,12 +624,7 @@ pub async fn acknowledge(
     Id(id): Id,
 ) -> ApiResult<Json<Value>> {
     let mut tx = state.begin().await?;
-    if !sql::acknowledge_error(tx.conn(), id, caller.user_id, store::now()).await? {
-        return Err(ApiError::NotFound);
-    }
-    let row = sql::get_error(tx.conn(), id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = integrations::manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
     state.commit(tx).await?;
     Ok(Json(error_out(row)))
 }
