@@ -14,6 +14,8 @@ const NAV: &[(&str, &str)] = &[
     ("/admin/schedules", "Schedules"),
     ("/admin/subscriptions", "Subscriptions"),
     ("/admin/failed-tasks", "Failed tasks"),
+    ("/admin/callbacks", "Callbacks"),
+    ("/admin/integrations", "Integrations"),
 ];
 
 fn head(title: &str) -> Markup {

@@ -2,11 +2,13 @@
 //! forms, for the staff who edit content and look after subscriptions. Every change goes through
 //! the same domain functions as the API. Sessions and CSRF: [`session`], [`form`].
 
+mod callbacks;
 mod dashboard;
 mod error;
 mod failed_tasks;
 mod form;
 mod grid;
+mod integrations;
 mod layout;
 mod message_sets;
 mod schedules;
@@ -42,6 +44,8 @@ pub fn router(upload_limit: usize) -> Router<AppState> {
         .merge(schedules::router())
         .merge(subscriptions::router())
         .merge(failed_tasks::router())
+        .merge(callbacks::router())
+        .merge(integrations::router())
         .layer(axum::middleware::from_fn(security_headers))
 }
 

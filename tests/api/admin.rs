@@ -285,9 +285,126 @@ async fn user_content_is_escaped_and_in_use_sets_are_kept(backend: Backend) {
         .expect(200);
 }
 
+async fn callbacks_and_integration_groups_are_managed_from_the_ui(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    set_password(&app, ADMIN_EMAIL, PASSWORD).await;
+    let group = json!({"name": "haplo", "method": "poll", "title": "Haplo poll"});
+    app.post("/api/v1/integration-groups/", group)
+        .await
+        .expect(201);
+    let now = sbm::store::now();
+    let mut tx = app.db.begin().await.unwrap();
+    sbm::store::integrations::insert_error(
+        tx.conn(),
+        "haplo",
+        "poll",
+        "the poller sent a bad token",
+        json!({}),
+        now,
+    )
+    .await
+    .unwrap();
+    let callback = sbm::store::events::pending_callback(
+        tx.conn(),
+        "send.*",
+        "send",
+        "https://example.org/hook",
+        3600,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let mut staff = Staff::new(&app);
+    staff.sign_in_with_password(PASSWORD).await.expect(303);
+    let list = staff.get("/admin/integrations").await.expect(200).text();
+    assert!(list.contains("Haplo poll"), "{list}");
+    let page = staff
+        .get("/admin/integrations/haplo")
+        .await
+        .expect(200)
+        .text();
+    assert!(page.contains("the poller sent a bad token"), "{page}");
+    let csrf = staff.csrf("/admin/integrations/haplo").await;
+    let refused = staff
+        .post("/admin/integrations/haplo/send", &[("csrf", &csrf)])
+        .await
+        .expect(400)
+        .text();
+    assert!(refused.contains("it does not push"), "{refused}");
+    let errors = app
+        .get("/api/v1/integration-errors/")
+        .await
+        .expect(200)
+        .json();
+    let error_id = errors["results"][0]["id"].as_i64().unwrap();
+    staff
+        .post(
+            &format!("/admin/integration-errors/{error_id}/acknowledge"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(303);
+    let errors = app
+        .get("/api/v1/integration-errors/")
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(errors["results"][0]["acknowledged_by"], ADMIN_EMAIL);
+
+    let id = callback.id;
+    let list = staff.get("/admin/callbacks").await.expect(200).text();
+    assert!(list.contains("https://example.org/hook"), "{list}");
+    let page = staff
+        .get(&format!("/admin/callbacks/{id}"))
+        .await
+        .expect(200)
+        .text();
+    assert!(page.contains("Recover failed deliveries"), "{page}");
+    let recover = [
+        ("csrf", csrf.as_str()),
+        ("since", "2026-01-01T00:00"),
+        ("until", ""),
+    ];
+    staff
+        .post(&format!("/admin/callbacks/{id}/recover"), &recover)
+        .await
+        .expect(303);
+    staff
+        .post(
+            &format!("/admin/callbacks/{id}/disable"),
+            &[("csrf", &csrf)],
+        )
+        .await
+        .expect(303);
+    let after = app
+        .get(&format!("/api/v1/callbacks/{id}/"))
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(after["state"], "disabled");
+    assert_eq!(app.count("/api/v1/events/?type=callback.disabled").await, 1);
+    staff
+        .post(&format!("/admin/callbacks/{id}/delete"), &[])
+        .await
+        .expect(403);
+    staff
+        .post(&format!("/admin/callbacks/{id}/delete"), &[("csrf", &csrf)])
+        .await
+        .expect(303);
+    app.get(&format!("/api/v1/callbacks/{id}/"))
+        .await
+        .expect(404);
+}
+
 on_both_backends!(
     pages_need_a_session_and_forms_the_sessions_csrf_token,
     sign_in_is_for_active_admins_and_rate_limited,
     revoking_or_deactivating_ends_sessions,
     user_content_is_escaped_and_in_use_sets_are_kept,
+    callbacks_and_integration_groups_are_managed_from_the_ui,
 );

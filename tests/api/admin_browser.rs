@@ -252,7 +252,6 @@ async fn sign_in_and_build_content(ui: &Ui) -> String {
     ui.fill("password", PASSWORD).await;
     ui.submit().await;
     assert_eq!(ui.path().await, "/admin");
-    ui.screenshot("dashboard").await;
 
     ui.go("/admin/schedules/new").await;
     ui.fill("minute", "0").await;
@@ -366,6 +365,67 @@ async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
         .json();
     assert_eq!(after["active"], false);
     assert!(after["updated_by"].is_i64(), "{after}");
+
+    operations_pages(app, ui).await;
+}
+
+/// The callbacks and integration groups pages, with one of each to show.
+async fn operations_pages(app: &TestApp, ui: &Ui) {
+    let group = json!({"name": "haplo", "method": "poll", "title": "Haplo case notes",
+                       "event_types": ["subscription.*"]});
+    app.post("/api/v1/integration-groups/", group)
+        .await
+        .expect(201);
+    let now = sbm::store::now();
+    let mut tx = app.db.begin().await.unwrap();
+    sbm::store::integrations::insert_error(
+        tx.conn(),
+        "haplo",
+        "poll",
+        "a batch token was not recognised",
+        json!({}),
+        now,
+    )
+    .await
+    .unwrap();
+    sbm::store::events::pending_callback(
+        tx.conn(),
+        "send.*",
+        "send",
+        "https://crm.example.org/hooks/sbm",
+        864_000,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    ui.go("/admin/integrations").await;
+    assert!(ui.source().await.contains("Haplo case notes"));
+    ui.screenshot("integrations").await;
+    ui.click("a[href='/admin/integrations/haplo']").await;
+    ui.click("main form.inline button").await;
+    assert_eq!(ui.text_of("p.notice").await, "Done.");
+    ui.go("/admin/callbacks").await;
+    assert!(ui
+        .source()
+        .await
+        .contains("https://crm.example.org/hooks/sbm"));
+    ui.screenshot("callbacks").await;
+
+    ui.go("/admin").await;
+    let dashboard = ui.source().await;
+    assert!(
+        dashboard.contains("1 ok"),
+        "the re-queued send counts: {dashboard}"
+    );
+    assert!(dashboard.contains("prebirth"));
+    ui.screenshot("dashboard").await;
+
+    // The same pages on a phone-sized window.
+    ui.b.set_window_size(400, 860).await.unwrap();
+    ui.go("/admin/subscriptions").await;
+    ui.screenshot("subscriptions-phone").await;
 }
 
 async fn an_editor_works_through_the_admin_ui_in_a_browser(backend: Backend) {
