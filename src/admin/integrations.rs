@@ -15,7 +15,7 @@ use super::session::Staff;
 use crate::http::AppState;
 use crate::integrations::manage;
 use crate::store::filter::{Condition, Value as FilterValue};
-use crate::store::integrations as sql;
+use crate::store::integrations::{self as sql, ErrorRow};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -115,27 +115,7 @@ async fn show(
         }
         h2 { @if all { "All errors" } @else { "Open errors" } }
         p { @if all { a href=(here) { "Show open errors only" } } @else { a href={(here) "?all=1"} { "Show acknowledged errors too" } } }
-        table {
-            thead { tr {
-                th scope="col" { "When" } th scope="col" { "Source" } th scope="col" { "Message" } th scope="col" { "Acknowledged" }
-            } }
-            tbody {
-                @for e in &errors.rows {
-                    tr {
-                        td { (time(&e.occurred_at)) }
-                        td { (e.source) }
-                        td.reason { (e.message) }
-                        td {
-                            @if let Some(at) = &e.acknowledged_at {
-                                (time(at)) @if let Some(by) = &e.acknowledged_by_email { " by " (by) }
-                            } @else {
-                                (post_button(&staff, &format!("/admin/integration-errors/{}/acknowledge", e.id), "Acknowledge", ""))
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        (errors_table(&staff, &errors.rows))
         (pager(&here, if all { "&all=1" } else { "" }, q.page, errors.count))
     };
     Ok(page(
@@ -144,6 +124,32 @@ async fn show(
         notice(q.notice.as_deref()),
         body,
     ))
+}
+
+fn errors_table(staff: &Staff, errors: &[ErrorRow]) -> Markup {
+    html! {
+        table {
+            thead { tr {
+                th scope="col" { "When" } th scope="col" { "Source" } th scope="col" { "Message" } th scope="col" { "Acknowledged" }
+            } }
+            tbody {
+                @for e in errors {
+                    tr {
+                        td { (time(&e.occurred_at)) }
+                        td { (e.source) }
+                        td.reason { (e.message) }
+                        td {
+                            @if let Some(at) = &e.acknowledged_at {
+                                (time(at)) @if let Some(by) = &e.acknowledged_by_email { " by " (by) }
+                            } @else {
+                                (post_button(staff, &format!("/admin/integration-errors/{}/acknowledge", e.id), "Acknowledge", ""))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 async fn send_now(

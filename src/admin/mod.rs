@@ -11,6 +11,7 @@ mod grid;
 mod integrations;
 mod layout;
 mod message_sets;
+mod messages;
 mod schedules;
 mod session;
 mod subscriptions;
@@ -40,7 +41,8 @@ pub fn router(upload_limit: usize) -> Router<AppState> {
         .route("/admin/static/admin.css", get(stylesheet))
         .merge(session::router())
         .merge(message_sets::router())
-        .merge(grid::router().layer(DefaultBodyLimit::max(upload_limit)))
+        .merge(grid::router())
+        .merge(messages::router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(schedules::router())
         .merge(subscriptions::router())
         .merge(failed_tasks::router())

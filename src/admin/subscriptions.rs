@@ -247,69 +247,32 @@ async fn show(
 /// What the action would do, in words, and the fields to apply; `Err` for bad input.
 fn describe(s: &Subscription, form: &FormData) -> Result<(String, Vec<(String, String)>), String> {
     let action = form.get("action").unwrap_or("");
-    let value = |name: &str| {
-        form.text(name)
-            .ok_or_else(|| format!("Enter the new {name}."))
-    };
-    let keep = |name: &str, v: String| {
-        vec![
-            ("action".to_string(), action.to_string()),
-            (name.to_string(), v),
-        ]
-    };
-    let only = || vec![("action".to_string(), action.to_string())];
-    Ok(match action {
-        "deactivate" => (
-            "Deactivate this subscription: it gets no more messages.".into(),
-            only(),
-        ),
-        "reactivate" => (
-            "Reactivate this subscription: it gets its next message on its schedule.".into(),
-            only(),
-        ),
-        "resend" => (
-            format!(
-                "Send message {} again now.",
-                crate::subscriptions::resend_sequence_number(s)
-            ),
-            only(),
-        ),
-        "messageset" => {
-            let v = value("messageset")?;
-            (
-                format!(
-                    "Move from message set {} to message set {v}.",
-                    s.message_set_id
-                ),
-                keep("messageset", v),
-            )
+    let mut fields = vec![("action".to_string(), action.to_string())];
+    let text = match action {
+        "deactivate" => "Deactivate this subscription: it gets no more messages.".to_string(),
+        "reactivate" => {
+            "Reactivate this subscription: it gets its next message on its schedule.".to_string()
         }
-        "lang" => {
-            let v = value("lang")?;
-            (
-                format!("Change the language from {} to {v}.", s.lang),
-                keep("lang", v),
-            )
-        }
-        "schedule" => {
-            let v = value("schedule")?;
-            (
-                format!("Change the schedule from {} to {v}.", s.schedule_id),
-                keep("schedule", v),
-            )
-        }
-        "next_sequence_number" => {
-            let v = value("next_sequence_number")?;
-            (
-                format!(
-                    "Change the next sequence number from {} to {v}.",
-                    s.next_sequence_number
-                ),
-                keep("next_sequence_number", v),
-            )
+        "resend" => format!(
+            "Send message {} again now.",
+            crate::subscriptions::resend_sequence_number(s)
+        ),
+        "messageset" | "lang" | "schedule" | "next_sequence_number" => {
+            let new = form
+                .text(action)
+                .ok_or_else(|| format!("Enter the new {action}."))?;
+            let (what, now) = match action {
+                "messageset" => ("message set", s.message_set_id.to_string()),
+                "lang" => ("language", s.lang.clone()),
+                "schedule" => ("schedule", s.schedule_id.to_string()),
+                _ => ("next sequence number", s.next_sequence_number.to_string()),
+            };
+            fields.push((action.to_string(), new.clone()));
+            format!("Change the {what} from {now} to {new}.")
         }
         _ => return Err("Unknown action.".into()),
-    })
+    };
+    Ok((text, fields))
 }
 
 async fn confirm(

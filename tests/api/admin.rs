@@ -1,8 +1,7 @@
-//! The admin UI over plain HTTP: sessions, CSRF, rate limiting, headers, escaping. The browser
-//! scenario is in `admin_browser.rs`.
+//! The admin UI over plain HTTP: sign-in, sessions, CSRF, rate limiting, headers. The pages'
+//! own checks are in `admin_pages.rs`, the browser scenario in `admin_browser.rs`.
 
 use reqwest::redirect::Policy;
-use serde_json::json;
 
 use crate::helpers::{spawn_app, Backend, Reply, TestApp};
 use crate::on_both_backends;
@@ -21,14 +20,14 @@ pub async fn set_password(app: &TestApp, email: &str, password: &str) {
 
 /// A browser-like client without a cookie jar: it carries its one session cookie by hand and
 /// does not follow redirects, so that they can be asserted.
-struct Staff<'a> {
+pub struct Staff<'a> {
     app: &'a TestApp,
     client: reqwest::Client,
-    cookie: Option<String>,
+    pub cookie: Option<String>,
 }
 
 impl<'a> Staff<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         Staff {
             app,
             client: reqwest::Client::builder()
@@ -47,17 +46,17 @@ impl<'a> Staff<'a> {
         self.app.send(request).await
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub async fn get(&self, path: &str) -> Reply {
         self.send(self.client.get(self.app.url(path))).await
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Reply {
         self.send(self.client.post(self.app.url(path)).form(form))
             .await
     }
 
     /// Signs in with the form's fields; keeps the session cookie when one is set.
-    async fn sign_in(&mut self, form: &[(&str, &str)]) -> Reply {
+    pub async fn sign_in(&mut self, form: &[(&str, &str)]) -> Reply {
         let reply = self.post("/admin/login", form).await;
         if let Some(set) = reply.headers.get("set-cookie") {
             let set = set.to_str().unwrap().to_string();
@@ -66,24 +65,24 @@ impl<'a> Staff<'a> {
         reply
     }
 
-    async fn sign_in_with_password(&mut self, password: &str) -> Reply {
+    pub async fn sign_in_with_password(&mut self, password: &str) -> Reply {
         self.sign_in(&[("email", ADMIN_EMAIL), ("password", password)])
             .await
     }
 
     /// The CSRF token in the forms of a page.
-    async fn csrf(&self, path: &str) -> String {
+    pub async fn csrf(&self, path: &str) -> String {
         let page = self.get(path).await.expect(200).text();
         let start = page.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
         page[start..start + 64].to_string()
     }
 }
 
-fn location(reply: &Reply) -> &str {
+pub fn location(reply: &Reply) -> &str {
     reply.headers["location"].to_str().unwrap()
 }
 
-async fn pages_need_a_session_and_forms_the_sessions_csrf_token(backend: Backend) {
+async fn pages_need_a_session_and_send_security_headers(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
@@ -105,7 +104,15 @@ async fn pages_need_a_session_and_forms_the_sessions_csrf_token(backend: Backend
     assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(page.headers["x-frame-options"], "DENY");
+}
 
+async fn forms_need_the_sessions_csrf_token(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    set_password(&app, ADMIN_EMAIL, PASSWORD).await;
+    let mut staff = Staff::new(&app);
+    staff.sign_in_with_password(PASSWORD).await.expect(303);
     let schedule = [
         ("minute", "0"),
         ("hour", "8"),
@@ -212,199 +219,51 @@ async fn revoking_or_deactivating_ends_sessions(backend: Backend) {
     by_token.get("/admin").await.expect(303);
     by_password.get("/admin").await.expect(200);
 
-    let deactivate = "update app_user set is_active = false where email = $1";
-    match &app.db {
-        sbm::store::Db::Postgres(pool) => {
-            sqlx::query(deactivate)
-                .bind(ADMIN_EMAIL)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-        sbm::store::Db::Sqlite(pool) => {
-            sqlx::query(deactivate)
-                .bind(ADMIN_EMAIL)
-                .execute(pool)
-                .await
-                .unwrap();
-        }
-    }
+    run_sql(
+        &app,
+        "update app_user set is_active = false where email = 'admin@example.org'",
+    )
+    .await;
     by_password.get("/admin").await.expect(303);
 }
 
-async fn user_content_is_escaped_and_in_use_sets_are_kept(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
-        return;
-    };
-    set_password(&app, ADMIN_EMAIL, PASSWORD).await;
-    let schedule = app.create_schedule().await;
-    let set = app
-        .post(
-            "/api/v1/messageset/",
-            json!({"short_name": "<b>bold</b>", "label": "<script>alert(1)</script>",
-                   "default_schedule": schedule}),
-        )
-        .await
-        .expect(201)
-        .json()["id"]
-        .as_i64()
-        .unwrap();
-    app.create_message(set, 1, "eng", "<img src=x onerror=alert(1)>")
-        .await;
-    let mut staff = Staff::new(&app);
-    staff.sign_in_with_password(PASSWORD).await.expect(303);
-    let list = staff.get("/admin/message-sets").await.expect(200).text();
-    assert!(
-        list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{list}"
-    );
-    assert!(!list.contains("<script>"), "{list}");
-    let grid = staff
-        .get(&format!("/admin/message-sets/{set}"))
-        .await
-        .expect(200)
-        .text();
-    assert!(
-        grid.contains("&lt;img src=x onerror=alert(1)&gt;"),
-        "{grid}"
-    );
-    assert!(!grid.contains("<img"), "{grid}");
-
-    let token = staff.csrf("/admin/message-sets").await;
-    let page = staff
-        .post(
-            &format!("/admin/message-sets/{set}/delete"),
-            &[("csrf", &token)],
-        )
-        .await
-        .expect(409)
-        .text();
-    assert!(page.contains("still used by 1 message(s)"), "{page}");
-    app.get(&format!("/api/v1/messageset/{set}/"))
-        .await
-        .expect(200);
+pub async fn run_sql(app: &TestApp, statement: &str) {
+    match &app.db {
+        sbm::store::Db::Postgres(pool) => {
+            sqlx::query(statement).execute(pool).await.unwrap();
+        }
+        sbm::store::Db::Sqlite(pool) => {
+            sqlx::query(statement).execute(pool).await.unwrap();
+        }
+    }
 }
 
-async fn callbacks_and_integration_groups_are_managed_from_the_ui(backend: Backend) {
+async fn idle_sessions_end(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     set_password(&app, ADMIN_EMAIL, PASSWORD).await;
-    let group = json!({"name": "haplo", "method": "poll", "title": "Haplo poll"});
-    app.post("/api/v1/integration-groups/", group)
-        .await
-        .expect(201);
-    let now = sbm::store::now();
-    let mut tx = app.db.begin().await.unwrap();
-    sbm::store::integrations::insert_error(
-        tx.conn(),
-        "haplo",
-        "poll",
-        "the poller sent a bad token",
-        json!({}),
-        now,
-    )
-    .await
-    .unwrap();
-    let callback = sbm::store::events::pending_callback(
-        tx.conn(),
-        "send.*",
-        "send",
-        "https://example.org/hook",
-        3600,
-        None,
-        now,
-    )
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
-
     let mut staff = Staff::new(&app);
     staff.sign_in_with_password(PASSWORD).await.expect(303);
-    let list = staff.get("/admin/integrations").await.expect(200).text();
-    assert!(list.contains("Haplo poll"), "{list}");
-    let page = staff
-        .get("/admin/integrations/haplo")
-        .await
-        .expect(200)
-        .text();
-    assert!(page.contains("the poller sent a bad token"), "{page}");
-    let csrf = staff.csrf("/admin/integrations/haplo").await;
-    let refused = staff
-        .post("/admin/integrations/haplo/send", &[("csrf", &csrf)])
-        .await
-        .expect(400)
-        .text();
-    assert!(refused.contains("it does not push"), "{refused}");
-    let errors = app
-        .get("/api/v1/integration-errors/")
-        .await
-        .expect(200)
-        .json();
-    let error_id = errors["results"][0]["id"].as_i64().unwrap();
-    staff
-        .post(
-            &format!("/admin/integration-errors/{error_id}/acknowledge"),
-            &[("csrf", &csrf)],
-        )
-        .await
-        .expect(303);
-    let errors = app
-        .get("/api/v1/integration-errors/")
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(errors["results"][0]["acknowledged_by"], ADMIN_EMAIL);
-
-    let id = callback.id;
-    let list = staff.get("/admin/callbacks").await.expect(200).text();
-    assert!(list.contains("https://example.org/hook"), "{list}");
-    let page = staff
-        .get(&format!("/admin/callbacks/{id}"))
-        .await
-        .expect(200)
-        .text();
-    assert!(page.contains("Recover failed deliveries"), "{page}");
-    let recover = [
-        ("csrf", csrf.as_str()),
-        ("since", "2026-01-01T00:00"),
-        ("until", ""),
-    ];
-    staff
-        .post(&format!("/admin/callbacks/{id}/recover"), &recover)
-        .await
-        .expect(303);
-    staff
-        .post(
-            &format!("/admin/callbacks/{id}/disable"),
-            &[("csrf", &csrf)],
-        )
-        .await
-        .expect(303);
-    let after = app
-        .get(&format!("/api/v1/callbacks/{id}/"))
-        .await
-        .expect(200)
-        .json();
-    assert_eq!(after["state"], "disabled");
-    assert_eq!(app.count("/api/v1/events/?type=callback.disabled").await, 1);
-    staff
-        .post(&format!("/admin/callbacks/{id}/delete"), &[])
-        .await
-        .expect(403);
-    staff
-        .post(&format!("/admin/callbacks/{id}/delete"), &[("csrf", &csrf)])
-        .await
-        .expect(303);
-    app.get(&format!("/api/v1/callbacks/{id}/"))
-        .await
-        .expect(404);
+    staff.get("/admin").await.expect(200);
+    // A session unused for longer than the idle time has ended.
+    let idle_secs = 3_600 + 60;
+    let stale = match backend {
+        Backend::Postgres => format!(
+            "update admin_session set last_seen_at = now() - interval '{idle_secs} seconds'"
+        ),
+        Backend::Sqlite => format!(
+            "update admin_session set last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-{idle_secs} seconds')"
+        ),
+    };
+    run_sql(&app, &stale).await;
+    staff.get("/admin").await.expect(303);
 }
 
 on_both_backends!(
-    pages_need_a_session_and_forms_the_sessions_csrf_token,
+    pages_need_a_session_and_send_security_headers,
+    forms_need_the_sessions_csrf_token,
     sign_in_is_for_active_admins_and_rate_limited,
     revoking_or_deactivating_ends_sessions,
-    user_content_is_escaped_and_in_use_sets_are_kept,
-    callbacks_and_integration_groups_are_managed_from_the_ui,
+    idle_sessions_end,
 );

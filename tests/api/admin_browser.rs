@@ -282,11 +282,27 @@ async fn sign_in_and_build_content(ui: &Ui) -> String {
     set
 }
 
-async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
-    let set = sign_in_and_build_content(ui).await;
-    add_message(ui, &set, "1", "eng", "Welcome <b>mum</b>", None).await;
-    add_message(ui, &set, "2", "eng", "Week two", Some(audio)).await;
-    add_message(ui, &set, "1", "zul", "Siyakwamukela", None).await;
+/// Messages in two languages, audio by form and in a cell; the grid shows the gap.
+async fn fill_the_grid(app: &TestApp, ui: &Ui, set: &str, audio: &Path) {
+    add_message(ui, set, "1", "eng", "Welcome <b>mum</b>", None).await;
+    add_message(ui, set, "2", "eng", "Week two", Some(audio)).await;
+    add_message(ui, set, "1", "zul", "Siyakwamukela", None).await;
+
+    // Audio uploaded in the grid's own cell keeps the message's text.
+    let cell = "form.cell-upload:has(input[name=lang][value=zul])";
+    let file =
+        ui.b.find(Locator::Css(&format!("{cell} input[type=file]")))
+            .await
+            .unwrap();
+    file.send_keys(&audio.display().to_string()).await.unwrap();
+    ui.click(&format!("{cell} button")).await;
+    assert_eq!(ui.text_of("p.notice").await, "Saved.");
+    let players =
+        ui.b.find_all(Locator::Css("table.grid audio[controls]"))
+            .await
+            .unwrap();
+    assert_eq!(players.len(), 2, "eng #2 and zul #1 have audio");
+    assert!(ui.source().await.contains("Siyakwamukela"));
 
     let gaps =
         ui.b.find_all(Locator::Css("table.grid td.gap"))
@@ -318,9 +334,10 @@ async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
         std::fs::metadata(audio).unwrap().len() as usize
     );
     ui.screenshot("grid").await;
+}
 
-    // A send that fails for good becomes a failed task; re-queued from the UI it goes out.
-    let set: i64 = set.parse().unwrap();
+/// A send that fails for good becomes a failed task; re-queued from the UI it goes out.
+async fn requeue_a_failed_send(app: &TestApp, peers: &FakePeers, ui: &Ui, set: i64) {
     let failing = subscribe(app, set, IDENTITY).await;
     peers.sender_down(Some(500));
     app.post(&format!("/api/v1/subscriptions/{failing}/send"), json!({}))
@@ -341,8 +358,10 @@ async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
     })
     .await;
     assert_eq!(app.count("/api/v1/failed-tasks/").await, 0);
+}
 
-    // Find a subscription by identity and deactivate it, after confirming.
+/// Find a subscription by identity and deactivate it, after confirming.
+async fn deactivate_a_subscription(app: &TestApp, ui: &Ui, set: i64) {
     let other = subscribe(app, set, OTHER_IDENTITY).await;
     ui.go("/admin/subscriptions").await;
     ui.fill("q", OTHER_IDENTITY).await;
@@ -365,7 +384,14 @@ async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
         .json();
     assert_eq!(after["active"], false);
     assert!(after["updated_by"].is_i64(), "{after}");
+}
 
+async fn scenario(app: &TestApp, peers: &FakePeers, ui: &Ui, audio: &Path) {
+    let set = sign_in_and_build_content(ui).await;
+    fill_the_grid(app, ui, &set, audio).await;
+    let set: i64 = set.parse().unwrap();
+    requeue_a_failed_send(app, peers, ui, set).await;
+    deactivate_a_subscription(app, ui, set).await;
     operations_pages(app, ui).await;
 }
 

@@ -6,6 +6,7 @@ mod receiver;
 
 mod admin;
 mod admin_browser;
+mod admin_pages;
 mod auth;
 mod binary_content;
 mod cli;
