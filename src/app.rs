@@ -115,6 +115,7 @@ impl App {
             max_upload_bytes: http.max_upload_bytes,
             page_size: http.page_size.max(1),
             max_page_size: http.max_page_size.max(1),
+            admin_session_idle: Duration::from_secs(http.admin_session_idle_secs.max(1)),
         };
         let listener = TcpListener::bind(http.bind).await?;
         let public_origin = match &settings.public_origin {
@@ -183,7 +184,8 @@ impl App {
         let http_shutdown = shutdown.clone();
         axum::serve(
             self.listener,
-            ServiceExt::<Request>::into_make_service(service),
+            // The peer address is what admin sign-in attempts are rate-limited by.
+            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
         )
         .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .await?;

@@ -145,6 +145,12 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Set the password a user signs in to the admin UI (/admin/) with. The password is read
+    /// from the first line of standard input (prompted for on a terminal).
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -304,6 +310,13 @@ async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
                 user.email, user.id, user.is_admin
             );
         }
+        UserCommand::SetPassword { email } => {
+            let password = read_password()?;
+            let mut tx = db.begin().await?;
+            auth::password::set_password(&mut tx, &email, &password).await?;
+            tx.commit().await?;
+            println!("password set for {}", email.trim().to_lowercase());
+        }
         UserCommand::List => {
             let mut conn = db.acquire().await?;
             for user in users::list_users(conn.conn()).await? {
@@ -315,6 +328,19 @@ async fn user_command(db: &Db, command: UserCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The first line of standard input, without its line ending; prompts on a terminal (the
+/// typed characters are shown: pipe the password in where that matters).
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if std::io::stdin().is_terminal() {
+        eprint!("Password: ");
+        std::io::stderr().flush()?;
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// An API error as a command-line error: field errors as their JSON.

@@ -117,6 +117,14 @@ pub struct HttpConfig {
         default_value_t = 5_000
     )]
     pub auth_cache_ms: u64,
+
+    /// [HTTP] Seconds an admin UI session may stay unused before it ends (sign in again).
+    #[arg(
+        long = "admin-session-idle-secs",
+        env = "SBM_ADMIN_SESSION_IDLE_SECS",
+        default_value_t = 3_600
+    )]
+    pub admin_session_idle_secs: u64,
 }
 
 #[derive(Args, Debug, Clone)]

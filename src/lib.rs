@@ -1,6 +1,8 @@
 //! sbm: the Seed Stage-Based Messaging Store.
 #![forbid(unsafe_code)]
 
+/// The admin web UI at /admin/.
+pub mod admin;
 /// Building and running the service.
 pub mod app;
 /// The audit log: who changed tokens, users and what admins did.

@@ -5,6 +5,8 @@
 
 pub mod cache;
 pub mod model;
+pub mod password;
+pub mod session;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};

@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod hub;
+pub mod manage;
 pub mod retry;
 pub mod secrets;
 pub mod signing;

@@ -22,7 +22,7 @@ use crate::callbacks::{self, hub};
 use crate::events::timestamp as time;
 use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
 use crate::store::filter::{Condition, Op, Value as FilterValue};
-use crate::store::{self, Conn};
+use crate::store::Conn;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -219,9 +219,7 @@ pub async fn update(
     let owner = callback.created_by;
     crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.update", id).await?;
     if let Some(batch_size) = batch_size {
-        callback = sql::set_batch_size(tx.conn(), id, batch_size, store::now())
-            .await?
-            .ok_or(ApiError::NotFound)?;
+        callback = callbacks::manage::set_batch_size(&mut tx, id, batch_size).await?;
     }
     state.commit(tx).await?;
     Ok(Json(callbacks::representation(
@@ -240,7 +238,7 @@ pub async fn destroy(
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
     let callback = visible_callback(tx.conn(), &caller, id).await?;
-    sql::delete_callback(tx.conn(), id).await?;
+    callbacks::manage::delete(&mut tx, id).await?;
     let owner = callback.created_by;
     crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.delete", id).await?;
     state.commit(tx).await?;
@@ -404,7 +402,7 @@ pub async fn recover(
     let (since, until) = read_window(&body)?;
     let mut tx = state.begin().await?;
     visible_callback(tx.conn(), &caller, id).await?;
-    let recovered = sql::recover_deliveries(tx.conn(), id, since, until, store::now()).await?;
+    let recovered = callbacks::manage::recover(&mut tx, id, since, until).await?;
     state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(RecoveredOut { recovered })))
 }
@@ -447,14 +445,9 @@ pub async fn retry(
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let mut conn = state.db.acquire().await?;
     visible_delivery(&mut conn, &caller, id).await?;
-    if !sql::requeue_delivery(conn.conn(), id, store::now()).await? {
-        return Err(ApiError::Conflict(
-            "This delivery is already waiting for its next attempt.".into(),
-        ));
-    }
-    let view = sql::get_delivery(conn.conn(), id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
-    state.wake.notify_one();
+    drop(conn);
+    let mut tx = state.begin().await?;
+    let view = callbacks::manage::retry_delivery(&mut tx, id).await?;
+    state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(delivery_out(view))))
 }

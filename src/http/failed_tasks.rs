@@ -80,7 +80,7 @@ pub async fn requeue(
     User(caller): User,
 ) -> ApiResult<(StatusCode, Json<RequeueOut>)> {
     let mut tx = state.begin().await?;
-    let count = crate::jobs::requeue_failed(&mut tx).await?;
+    let count = crate::jobs::failed::requeue(&mut tx, crate::jobs::failed::Requeue::All).await?;
     let actor = crate::audit::Actor::user(&caller);
     let object = crate::audit::Object::new("failed_tasks", "all");
     crate::audit::record(
@@ -92,7 +92,6 @@ pub async fn requeue(
     )
     .await?;
     state.commit(tx).await?;
-    tracing::info!(count, "re-queued failed tasks");
     Ok((
         StatusCode::CREATED,
         Json(RequeueOut {

@@ -550,12 +550,7 @@ pub async fn send_now(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let mut tx = state.begin().await?;
-    let group = integrations::existing_group(&mut tx, &name).await?;
-    if group.method != "send" {
-        return Err(ApiError::BadRequest(format!(
-            "Integration group \"{name}\" is polled (method \"poll\"); it does not push."
-        )));
-    }
+    let queued = integrations::manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
     let actor = crate::audit::Actor::user(&caller);
     let object = crate::audit::Object::new("integration_group", &name);
     crate::audit::record(
@@ -566,8 +561,6 @@ pub async fn send_now(
         json!({}),
     )
     .await?;
-    let job = crate::jobs::Job::PushIntegration { group: name };
-    let queued = crate::jobs::enqueue(&mut tx, &state.effects.jobs, &job).await?;
     state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(QueuedOut { queued })))
 }
@@ -728,12 +721,7 @@ pub async fn acknowledge(
     Id(id): Id,
 ) -> ApiResult<Json<IntegrationErrorOut>> {
     let mut tx = state.begin().await?;
-    if !sql::acknowledge_error(tx.conn(), id, caller.user_id, store::now()).await? {
-        return Err(ApiError::NotFound);
-    }
-    let row = sql::get_error(tx.conn(), id)
-        .await?
-        .ok_or(ApiError::NotFound)?;
+    let row = integrations::manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
     state.commit(tx).await?;
     Ok(Json(error_out(row)))
 }

@@ -57,6 +57,8 @@ pub struct HttpSettings {
     pub max_upload_bytes: usize,
     pub page_size: i64,
     pub max_page_size: i64,
+    /// How long an admin UI session may stay unused.
+    pub admin_session_idle: Duration,
 }
 
 #[derive(Clone)]
@@ -115,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router())
         .merge(openapi::router())
         .merge(security::router())
+        .merge(crate::admin::router(upload_limit))
         .nest_service(
             "/media",
             tower::ServiceBuilder::new()

@@ -1,6 +1,7 @@
 //! Durable jobs: the side effects of changes, written in the change's own transaction and run by
 //! a worker afterwards, with retries, backoff and a visible failed state.
 
+pub mod failed;
 pub mod scheduler_sync;
 pub mod worker;
 

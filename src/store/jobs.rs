@@ -236,3 +236,16 @@ pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<u6
         qb.build().execute(&mut *c).await?.rows_affected()
     }))
 }
+
+/// Puts one failed job back in the queue with fresh attempts, unless an equal unfinished job
+/// exists (as [`requeue_failed_jobs`]); returns whether it went back.
+pub async fn requeue_failed_job(conn: Conn<'_>, id: i64, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str = "update job set state = 'pending', attempts = 0, run_at = $2, failed_at = null, updated_at = $2 \
+        where id = $1 and state = 'failed' \
+        and not exists (select 1 from job other where other.state in ('pending', 'running') \
+            and ((job.dedupe_key is not null and other.dedupe_key = job.dedupe_key) \
+              or (job.kind = 'send_message' and other.kind = 'send_message' \
+                  and other.subscription_id = job.subscription_id)))";
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}

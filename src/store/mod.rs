@@ -11,6 +11,7 @@ mod error;
 pub mod filter;
 pub mod integrations;
 
+pub mod admin;
 pub mod audit;
 pub mod content;
 pub mod events;

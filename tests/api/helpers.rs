@@ -152,6 +152,7 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             max_page_size: 1000,
             // Revocation tests need every request's token looked up.
             auth_cache_ms: 0,
+            admin_session_idle_secs: 3_600,
         },
         media: MediaConfig { media_root },
         peers: PeersConfig::default(),

@@ -4,6 +4,9 @@ mod helpers;
 mod peers;
 mod receiver;
 
+mod admin;
+mod admin_browser;
+mod admin_pages;
 mod audit;
 mod auth;
 mod binary_content;
