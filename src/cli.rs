@@ -42,6 +42,9 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Import a running Django seed-stage-based-messaging (docs/import.md).
+    #[command(subcommand)]
+    Import(crate::importer::command::ImportCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -172,6 +175,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::IntegrationGroup(command) => {
             let db = migrated(&cli.database).await?;
             integration_group_command(&db, command).await
+        }
+        Command::Import(command) => {
+            let db = migrated(&cli.database).await?;
+            crate::importer::command::run(&db, command).await
         }
     }
 }

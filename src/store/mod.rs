@@ -13,6 +13,7 @@ pub mod integrations;
 
 pub mod content;
 pub mod events;
+pub mod import;
 pub mod jobs;
 pub mod metrics;
 pub mod subscriptions;

@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod events;
 mod hub;
+mod import;
 mod integrations;
 mod message_sets;
 mod messages;
