@@ -6,7 +6,8 @@ use std::collections::{HashMap, HashSet};
 use futures_util::TryStreamExt;
 use uuid::Uuid;
 
-use super::report::TableReport;
+use super::merge::Checksum;
+use super::report::{TableReport, Verification};
 use super::source::{self, SourceSendFailure, SourceToken, SourceUser};
 use crate::auth::{hash_token, normalize_email, PREFIX_LEN};
 use crate::jobs::Job;
@@ -45,7 +46,8 @@ pub async fn import_users(
     source: &mut sqlx::PgConnection,
     tx: &mut Tx,
     report: &mut TableReport,
-) -> anyhow::Result<HashMap<i64, i64>> {
+) -> anyhow::Result<(HashMap<i64, i64>, Checksum)> {
+    let mut expected = Checksum::default();
     let users: Vec<SourceUser> = sqlx::query_as(source::USER_SQL)
         .fetch_all(&mut *source)
         .await?;
@@ -63,6 +65,11 @@ pub async fn import_users(
         }
         taken.insert(email.clone());
         let admin = user.is_staff || user.is_superuser;
+        expected.add(&user_fingerprint(
+            &user.id.to_string(),
+            admin,
+            user.is_active,
+        ));
         let id =
             sql::upsert_user(tx.conn(), &email, admin, user.is_active, user.date_joined).await?;
         match earlier.get(&user.id.to_string()) {
@@ -80,7 +87,38 @@ pub async fn import_users(
             report.deleted += 1;
         }
     }
-    Ok(ids)
+    Ok((ids, expected))
+}
+
+fn user_fingerprint(source_id: &str, admin: bool, active: bool) -> String {
+    format!("{source_id}|{admin}|{active}")
+}
+
+fn failure_fingerprint(source_id: &str, task_id: Uuid, subscription: Option<Uuid>) -> String {
+    format!("{source_id}|{task_id}|{subscription:?}")
+}
+
+/// Counts and checksums of the users, tokens and failed sends sbm now holds from the import,
+/// against those the source runs expected.
+pub async fn verify(tx: &mut Tx, expected: [&Checksum; 3]) -> anyhow::Result<[Verification; 3]> {
+    let mut users = Checksum::default();
+    for (id, admin, active) in sql::imported_users(tx.conn()).await? {
+        users.add(&user_fingerprint(&id, admin, active));
+    }
+    let mut tokens = Checksum::default();
+    for hash in sql::imported_token_hashes(tx.conn()).await? {
+        tokens.add(&hash);
+    }
+    let mut failures = Checksum::default();
+    for (id, task, subscription) in sql::imported_failed_sends(tx.conn()).await? {
+        failures.add(&failure_fingerprint(&id, task, subscription));
+    }
+    let [u, t, f] = expected;
+    Ok([
+        Verification::of(u, &users),
+        Verification::of(t, &tokens),
+        Verification::of(f, &failures),
+    ])
 }
 
 /// Imports every token as its hash, tied to its user; revokes imported tokens the source no
@@ -90,13 +128,13 @@ pub async fn import_tokens(
     tx: &mut Tx,
     users: &HashMap<i64, i64>,
     report: &mut TableReport,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Checksum> {
+    let mut expected = Checksum::default();
     let mut earlier: HashMap<String, i64> = sql::import_keys(tx.conn(), TOKENS)
         .await?
         .into_iter()
         .collect();
     let mut rows = sqlx::query_as::<_, SourceToken>(source::TOKEN_SQL).fetch(&mut *source);
-    let mut kept = 0;
     while let Some(token) = rows.try_next().await? {
         report.read += 1;
         // Reported by its user only: any part of a token is a part of a credential.
@@ -108,6 +146,7 @@ pub async fn import_tokens(
             continue;
         };
         let hash = hash_token(&token.key);
+        expected.add(&hash);
         let prefix: String = token.key.chars().take(PREFIX_LEN).collect();
         let id = sql::upsert_token(tx.conn(), *user, &hash, &prefix, token.created).await?;
         match earlier.remove(&hash) {
@@ -115,7 +154,6 @@ pub async fn import_tokens(
             None => report.inserted += 1,
         }
         sql::put_import_key(tx.conn(), TOKENS, &hash, id).await?;
-        kept += 1;
     }
     drop(rows);
     let now = store::now();
@@ -124,7 +162,7 @@ pub async fn import_tokens(
         sql::delete_import_key(tx.conn(), TOKENS, &hash).await?;
         report.deleted += 1;
     }
-    Ok(kept)
+    Ok(expected)
 }
 
 /// Imports each send failure as a failed `send_message` job (listed at /api/v1/failed-tasks/,
@@ -136,14 +174,14 @@ pub async fn import_send_failures(
     skipped: &HashSet<Uuid>,
     max_attempts: i32,
     report: &mut TableReport,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Checksum> {
+    let mut expected = Checksum::default();
     let mut earlier: HashMap<String, i64> = sql::import_keys(tx.conn(), SEND_FAILURES)
         .await?
         .into_iter()
         .collect();
     let mut rows =
         sqlx::query_as::<_, SourceSendFailure>(source::SEND_FAILURE_SQL).fetch(&mut *source);
-    let mut kept = 0;
     while let Some(f) = rows.try_next().await? {
         report.read += 1;
         if skipped.contains(&f.subscription_id) {
@@ -166,6 +204,11 @@ pub async fn import_send_failures(
             initiated_at: f.initiated_at,
         };
         let key = f.id.to_string();
+        expected.add(&failure_fingerprint(
+            &key,
+            f.task_id,
+            Some(f.subscription_id),
+        ));
         let existing = earlier.remove(&key);
         let id = sql::put_failed_send(tx.conn(), existing, &failed).await?;
         match existing {
@@ -173,7 +216,6 @@ pub async fn import_send_failures(
             None => report.inserted += 1,
         }
         sql::put_import_key(tx.conn(), SEND_FAILURES, &key, id).await?;
-        kept += 1;
     }
     drop(rows);
     for (key, id) in earlier {
@@ -181,7 +223,7 @@ pub async fn import_send_failures(
         sql::delete_import_key(tx.conn(), SEND_FAILURES, &key).await?;
         report.deleted += 1;
     }
-    Ok(kept)
+    Ok(expected)
 }
 
 #[cfg(test)]

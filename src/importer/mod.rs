@@ -139,7 +139,8 @@ fn redact(url: &str) -> String {
 impl Run<'_> {
     async fn everything(&mut self) -> anyhow::Result<()> {
         let mut table = std::mem::take(self.report.table(accounts::USERS));
-        let users = accounts::import_users(&mut self.source.conn, &mut self.tx, &mut table).await?;
+        let (users, expected_users) =
+            accounts::import_users(&mut self.source.conn, &mut self.tx, &mut table).await?;
         *self.report.table(accounts::USERS) = table;
 
         let schedules = self.schedules().await?;
@@ -158,27 +159,13 @@ impl Run<'_> {
         sql::set_next_sets(self.tx.conn(), &links).await?;
 
         // Children first: nothing left refers to a row when it goes.
-        let skipped_subscriptions = self.skipped_subscriptions();
         self.remove(SUBSCRIPTIONS, &subscriptions.gone).await?;
         self.remove(MESSAGES, &messages.gone).await?;
         self.remove(BINARY_CONTENT, &binary_rows.gone).await?;
         self.remove(MESSAGE_SETS, &set_rows.gone).await?;
         self.remove(SCHEDULES, &schedule_rows.gone).await?;
 
-        let mut table = std::mem::take(self.report.table(accounts::TOKENS));
-        accounts::import_tokens(&mut self.source.conn, &mut self.tx, &users, &mut table).await?;
-        *self.report.table(accounts::TOKENS) = table;
-        let mut table = std::mem::take(self.report.table(accounts::SEND_FAILURES));
-        let max_attempts = WorkerConfig::default().max_attempts;
-        accounts::import_send_failures(
-            &mut self.source.conn,
-            &mut self.tx,
-            &skipped_subscriptions,
-            max_attempts,
-            &mut table,
-        )
-        .await?;
-        *self.report.table(accounts::SEND_FAILURES) = table;
+        let expected_accounts = self.tokens_and_failures(&users, expected_users).await?;
         self.advance_sequences().await?;
 
         self.verify::<Schedule>(SCHEDULES, &schedule_rows).await?;
@@ -188,7 +175,37 @@ impl Run<'_> {
         self.verify::<Message>(MESSAGES, &messages).await?;
         self.verify::<Subscription>(SUBSCRIPTIONS, &subscriptions)
             .await?;
+        let [u, t, f] = &expected_accounts;
+        let [users, tokens, failures] = accounts::verify(&mut self.tx, [u, t, f]).await?;
+        self.report.table(accounts::USERS).verified = Some(users);
+        self.report.table(accounts::TOKENS).verified = Some(tokens);
+        self.report.table(accounts::SEND_FAILURES).verified = Some(failures);
         Ok(())
+    }
+
+    /// Tokens and send failures (after subscriptions); the expected users, tokens and failures.
+    async fn tokens_and_failures(
+        &mut self,
+        users: &std::collections::HashMap<i64, i64>,
+        expected_users: merge::Checksum,
+    ) -> anyhow::Result<[merge::Checksum; 3]> {
+        let skipped_subscriptions = self.skipped_subscriptions();
+        let mut table = std::mem::take(self.report.table(accounts::TOKENS));
+        let expected_tokens =
+            accounts::import_tokens(&mut self.source.conn, &mut self.tx, users, &mut table).await?;
+        *self.report.table(accounts::TOKENS) = table;
+        let mut table = std::mem::take(self.report.table(accounts::SEND_FAILURES));
+        let max_attempts = WorkerConfig::default().max_attempts;
+        let expected_failures = accounts::import_send_failures(
+            &mut self.source.conn,
+            &mut self.tx,
+            &skipped_subscriptions,
+            max_attempts,
+            &mut table,
+        )
+        .await?;
+        *self.report.table(accounts::SEND_FAILURES) = table;
+        Ok([expected_users, expected_tokens, expected_failures])
     }
 
     async fn advance_sequences(&mut self) -> anyhow::Result<()> {
@@ -380,12 +397,7 @@ impl Run<'_> {
 
     async fn verify<T: Row>(&mut self, table: &str, merged: &Merged<T>) -> anyhow::Result<()> {
         let target = target_checksum::<T>(&mut self.tx).await?;
-        self.report.table(table).verified = Some(Verification {
-            expected_rows: merged.expected.rows,
-            target_rows: target.rows,
-            expected_checksum: merged.expected.hex(),
-            target_checksum: target.hex(),
-        });
+        self.report.table(table).verified = Some(Verification::of(&merged.expected, &target));
         Ok(())
     }
 }

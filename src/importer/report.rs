@@ -39,6 +39,15 @@ pub struct Verification {
 }
 
 impl Verification {
+    pub fn of(expected: &super::merge::Checksum, target: &super::merge::Checksum) -> Self {
+        Verification {
+            expected_rows: expected.rows,
+            target_rows: target.rows,
+            expected_checksum: expected.hex(),
+            target_checksum: target.hex(),
+        }
+    }
+
     pub fn matches(&self) -> bool {
         self.expected_rows == self.target_rows && self.expected_checksum == self.target_checksum
     }

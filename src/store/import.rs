@@ -471,3 +471,26 @@ pub async fn deactivate_user(conn: Conn<'_>, id: i64) -> Result<()> {
     on_conn!(conn, c => sqlx::query(SQL).bind(id).execute(&mut *c).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// The imported users as sbm holds them: (source id, admin, active), for the check.
+pub async fn imported_users(conn: Conn<'_>) -> Result<Vec<(String, bool, bool)>> {
+    const SQL: &str = "select k.source_key, u.is_admin, u.is_active from import_key k \
+        join app_user u on u.id = k.target_id where k.source_table = 'auth_user'";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
+}
+
+/// The hashes of the imported tokens that sbm accepts, for the check.
+pub async fn imported_token_hashes(conn: Conn<'_>) -> Result<Vec<String>> {
+    const SQL: &str =
+        "select t.token_hash from import_key k join api_token t on t.id = k.target_id \
+        where k.source_table = 'authtoken_token' and t.revoked_at is null";
+    Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).fetch_all(&mut *c).await)?)
+}
+
+/// The imported send failures' jobs: (source id, task id, subscription), for the check.
+pub async fn imported_failed_sends(conn: Conn<'_>) -> Result<Vec<(String, Uuid, Option<Uuid>)>> {
+    const SQL: &str = "select k.source_key, j.task_id, j.subscription_id from import_key k \
+        join job j on j.id = k.target_id \
+        where k.source_table = 'subscriptions_subscriptionsendfailure'";
+    Ok(on_conn!(conn, c => sqlx::query_as(SQL).fetch_all(&mut *c).await)?)
+}

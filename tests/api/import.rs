@@ -6,7 +6,7 @@ use sbm::importer::{self, Options};
 use serde_json::json;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{spawn_app, Backend, TestApp, TestDatabase};
+use crate::helpers::{spawn_app_with, Backend, TestApp, TestDatabase};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -15,6 +15,8 @@ on_both_backends!(
     a_dry_run_reads_and_reports_but_writes_nothing,
     the_2017_layout_imports_too,
     a_source_of_an_unknown_schema_is_refused,
+    events_are_written_only_when_asked,
+    the_command_prints_the_report_and_never_a_token,
 );
 
 const HUB_TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -116,6 +118,12 @@ insert into contentstore_messageset (id, short_name, label, notes, channel, next
 set session_replication_role = origin;
 "#;
 
+/// sbm without its worker, as during a cut-over (and on SQLite its claims every 10 ms would
+/// keep the import's write transaction, in another process, waiting).
+async fn target(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, |c| c.no_worker = true).await
+}
+
 fn skipped(report: &importer::report::Report, table: &str) -> Vec<String> {
     let table = report.get(table).expect("table in report");
     table.skipped.iter().map(|(id, _)| id.clone()).collect()
@@ -139,7 +147,7 @@ async fn seeded(app: &TestApp) -> Option<DjangoSource> {
 }
 
 async fn a_full_import_keeps_ids_fields_tokens_media_and_failed_sends(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = target(backend).await else {
         return;
     };
     let Some(source) = seeded(&app).await else {
@@ -295,7 +303,7 @@ async fn count(app: &TestApp, table: &str) -> i64 {
 }
 
 async fn a_second_run_brings_edits_inserts_and_deletes_across(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = target(backend).await else {
         return;
     };
     let Some(source) = seeded(&app).await else {
@@ -388,7 +396,7 @@ async fn a_second_run_brings_edits_inserts_and_deletes_across(backend: Backend) 
 }
 
 async fn a_dry_run_reads_and_reports_but_writes_nothing(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = target(backend).await else {
         return;
     };
     let Some(source) = seeded(&app).await else {
@@ -425,7 +433,7 @@ async fn a_dry_run_reads_and_reports_but_writes_nothing(backend: Backend) {
 }
 
 async fn the_2017_layout_imports_too(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = target(backend).await else {
         return;
     };
     let Some(source) = DjangoSource::create("sbm-0.9.30.sql").await else {
@@ -479,7 +487,7 @@ async fn the_2017_layout_imports_too(backend: Backend) {
 }
 
 async fn a_source_of_an_unknown_schema_is_refused(backend: Backend) {
-    let Some(app) = spawn_app(backend).await else {
+    let Some(app) = target(backend).await else {
         return;
     };
     let Some(source) = DjangoSource::create("sbm-0.13.1.sql").await else {
@@ -509,4 +517,86 @@ async fn a_source_of_an_unknown_schema_is_refused(backend: Backend) {
         .unwrap_err()
         .to_string();
     assert!(err.contains("contentstore.0012_future"), "{err}");
+}
+
+async fn events_are_written_only_when_asked(backend: Backend) {
+    let Some(app) = target(backend).await else {
+        return;
+    };
+    let Some(source) = seeded(&app).await else {
+        return;
+    };
+    let options = Options {
+        emit_events: Some(app.address.clone()),
+        ..source.options(&app)
+    };
+
+    let report = importer::run(&app.db, &options).await.unwrap();
+
+    assert!(report.verified(), "{}", report.render());
+    // 2 schedules, 3 sets, 2 files, 4 messages, 2 subscriptions
+    assert_eq!(count(&app, "event").await, 13);
+}
+
+fn sbm_import(app: &TestApp, source: &DjangoSource) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", app.database_url())
+        .env("RUST_LOG", "debug")
+        .args([
+            "import",
+            "django",
+            "--from",
+            source.db.url(),
+            "--media-root",
+        ])
+        .arg(source.media.path())
+        .arg("--sbm-media-root")
+        .arg(&app.media_root)
+        .output()
+        .expect("sbm runs")
+}
+
+async fn the_command_prints_the_report_and_never_a_token(backend: Backend) {
+    let Some(app) = target(backend).await else {
+        return;
+    };
+    let Some(source) = seeded(&app).await else {
+        return;
+    };
+
+    let output = sbm_import(&app, &source);
+
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{printed}");
+    assert!(printed.contains("imported and verified"), "{printed}");
+    assert!(
+        printed.contains("identity \"not-a-uuid\" is not a UUID"),
+        "{printed}"
+    );
+    for token in [HUB_TOKEN, ROOT_TOKEN, SENDER_TOKEN] {
+        assert!(
+            !printed.contains(&token[..8]),
+            "a token was printed: {printed}"
+        );
+    }
+    let hub = app
+        .client
+        .get(app.url("/api/v1/schedule/"))
+        .header("Authorization", format!("Token {HUB_TOKEN}"));
+    assert_eq!(hub.send().await.unwrap().status(), 200);
+
+    let Some(unknown) = DjangoSource::create("sbm-0.13.1.sql").await else {
+        return;
+    };
+    unknown.exec("drop table authtoken_token;").await;
+    let output = sbm_import(&app, &unknown);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing table authtoken_token"), "{stderr}");
 }
