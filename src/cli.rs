@@ -44,6 +44,9 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Import a running Django seed-stage-based-messaging (docs/import.md).
+    #[command(subcommand)]
+    Import(crate::importer::command::ImportCommand),
     /// Manage the encryption of stored secrets (docs/security.md).
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -210,6 +213,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("{} stored secret(s) could not be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS", done.unreadable);
             }
             Ok(())
+        }
+        Command::Import(command) => {
+            let db = migrated(&cli.database).await?;
+            crate::importer::command::run(&db, command).await
         }
     }
 }

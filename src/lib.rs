@@ -27,6 +27,8 @@ pub mod events;
 pub mod go_metrics;
 /// The HTTP API.
 pub mod http;
+/// Importing a Django seed-stage-based-messaging database.
+pub mod importer;
 /// Integration messages: batches for external systems, by poll or push.
 pub mod integrations;
 /// Durable jobs and the worker that runs them.

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod audit;
 pub mod content;
 pub mod events;
+pub mod import;
 pub mod jobs;
 pub mod local_time;
 pub mod metrics;

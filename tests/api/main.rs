@@ -17,6 +17,7 @@ mod events;
 mod fanout;
 mod forecast;
 mod hub;
+mod import;
 mod integrations;
 mod local_time;
 mod message_sets;
