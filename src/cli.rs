@@ -42,6 +42,8 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Ask a running `sbm serve` for /healthz; exit status 0 only if it answers 200.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -173,6 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = migrated(&cli.database).await?;
             integration_group_command(&db, command).await
         }
+        Command::Healthcheck(args) => crate::healthcheck::run(&args).await,
     }
 }
 

@@ -21,6 +21,8 @@ pub mod effects;
 pub mod events;
 /// Metrics for the Go Metrics API.
 pub mod go_metrics;
+/// `sbm healthcheck`: the container image's probe of /healthz.
+pub mod healthcheck;
 /// The HTTP API.
 pub mod http;
 /// Integration messages: batches for external systems, by poll or push.

@@ -9,6 +9,7 @@ mod binary_content;
 mod cli;
 mod errors;
 mod events;
+mod healthcheck;
 mod hub;
 mod integrations;
 mod message_sets;
