@@ -65,15 +65,11 @@ isolation="${SBM_IMAGE_ISOLATION:-chroot}"
 if [[ "$builder" == podman ]]; then
     podman "${storage_args[@]}" build --isolation "$isolation" --format docker \
         -t "$image" -f Containerfile "$context"
-    size=$(podman "${storage_args[@]}" image inspect --format '{{.Size}}' "$image")
+    bytes=$(podman "${storage_args[@]}" image inspect --format '{{.Size}}' "$image")
+    size="$bytes bytes ($(awk -v s="$bytes" 'BEGIN { printf "%.1f", s / 1e6 }') MB)"
 else
     buildah "${storage_args[@]}" build --isolation "$isolation" --format docker \
         -t "$image" -f Containerfile "$context"
-    size=$(buildah "${storage_args[@]}" inspect --type image \
-        --format '{{.Docker.Size}}' "$image" 2>/dev/null || echo 0)
-    if [[ "$size" == 0 ]]; then
-        size=$(du -sb "$context" | cut -f1)
-    fi
+    size=$(buildah "${storage_args[@]}" images --format '{{.Size}}' "$image")
 fi
-echo "image $image: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.1f", s / 1e6 }') MB)," \
-    "binary $(stat -c %s "$binary") bytes"
+echo "image $image: $size, binary $(stat -c %s "$binary") bytes"
