@@ -44,6 +44,8 @@ pub enum Command {
     /// Manage integration groups (docs/integrations.md).
     #[command(subcommand)]
     IntegrationGroup(IntegrationGroupCommand),
+    /// Ask a running `sbm serve` for /healthz; exit status 0 only if it answers 200.
+    Healthcheck(crate::healthcheck::HealthcheckArgs),
     /// Import a running Django seed-stage-based-messaging (docs/import.md).
     #[command(subcommand)]
     Import(crate::importer::command::ImportCommand),
@@ -218,6 +220,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = migrated(&cli.database).await?;
             crate::importer::command::run(&db, command).await
         }
+        Command::Healthcheck(args) => crate::healthcheck::run(&args).await,
     }
 }
 

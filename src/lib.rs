@@ -25,6 +25,8 @@ pub mod effects;
 pub mod events;
 /// Metrics for the Go Metrics API.
 pub mod go_metrics;
+/// `sbm healthcheck`: the container image's probe of /healthz.
+pub mod healthcheck;
 /// The HTTP API.
 pub mod http;
 /// Importing a Django seed-stage-based-messaging database.

@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod fanout;
 mod forecast;
+mod healthcheck;
 mod hub;
 mod import;
 mod integrations;
