@@ -122,7 +122,8 @@ image_command() {
         settings+=("$1")
         shift
     done
-    command=(env -i "${image_env[@]}" "${settings[@]}" chroot --userspec="$user" "$root" /sbm "$@")
+    # PostgreSQL needs a SECRET_KEY (docs/security.md); one for every run of the test.
+    command=(env -i "${image_env[@]}" SECRET_KEY=image-test-secret-key "${settings[@]}" chroot --userspec="$user" "$root" /sbm "$@")
 }
 
 in_image() {
