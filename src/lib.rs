@@ -43,6 +43,8 @@ pub mod scheduling;
 pub mod secrets;
 /// Composing and sending one message.
 pub mod sending;
+/// Errors and panics to Sentry, scrubbed of secrets.
+pub mod sentry_reporting;
 /// Storage on PostgreSQL and SQLite.
 pub mod store;
 /// Subscriptions and their lifecycle.

@@ -5,19 +5,38 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
+pub fn init() -> Option<sentry::ClientInitGuard> {
+    // Sentry first, so that the panic hook and the layer see a bound client.
+    let sentry = crate::sentry_reporting::dsn_from_env().and_then(|dsn| {
+        crate::sentry_reporting::init(&dsn)
+            .map_err(|err| eprintln!("Sentry is not set up: {err:#}"))
+            .ok()
+    });
+    init_with(sentry.is_some());
+    sentry
+}
+
+/// Logging, with the Sentry layer when `sentry` (a client must be bound already).
+pub fn init_with(sentry: bool) {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=info"));
     let json = std::env::var("SBM_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    let result = if json {
-        builder.json().try_init()
+        .with_ansi(!json && std::io::stderr().is_terminal());
+    let fmt = if json {
+        fmt.json().boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
+    let result = tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(sentry.then(crate::sentry_reporting::layer))
+        .try_init();
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;
 }

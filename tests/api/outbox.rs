@@ -190,6 +190,7 @@ async fn a_delivery_held_by_a_killed_worker_is_delivered_by_another(backend: Bac
         .env_clear()
         .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
         .env("DATABASE_URL", app.database_url())
+        .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
         .env("STAGE_BASED_MESSAGING_URL", &app.address)
         .env("SBM_CALLBACK_ALLOWED_NETWORKS", "127.0.0.0/8")
         .env("SBM_DELIVERY_TIMEOUT_MS", "3000")

@@ -701,6 +701,7 @@ async fn a_worker_process_killed_mid_send_leaves_the_send_to_another_worker(back
         .env_clear()
         .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
         .env("DATABASE_URL", w.app.database_url())
+        .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
         .env("IDENTITY_STORE_URL", w.peers.identity_store_url())
         .env("MESSAGE_SENDER_URL", w.peers.message_sender_url())
         .env("STAGE_BASED_MESSAGING_URL", &w.app.address)
