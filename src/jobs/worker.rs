@@ -299,7 +299,17 @@ async fn execute(
         kind = job.kind(),
         attempt = claim.row.attempts
     );
-    let _enter = span.enter();
+    // Instrumented, not entered: an entered span held across an await stays entered on the
+    // thread while other jobs run there, and their log lines carried every job's span.
+    tracing::Instrument::instrument(run_kind(ctx, claim, job, subscription), span).await
+}
+
+async fn run_kind(
+    ctx: &JobContext,
+    claim: &Claim<'_>,
+    job: Job,
+    subscription: Option<Subscription>,
+) -> Result<(), Failure> {
     match job {
         Job::SchedulerCreate { subscription_id } => {
             super::scheduler_sync::create(ctx, claim, subscription_id).await
