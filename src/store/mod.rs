@@ -15,6 +15,7 @@ pub mod content;
 pub mod events;
 pub mod jobs;
 pub mod metrics;
+pub mod push_batches;
 pub mod subscriptions;
 pub mod ticks;
 pub mod users;
