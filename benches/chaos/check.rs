@@ -61,10 +61,12 @@ pub async fn judge(db: &Db, seen: &Seen, n: i64, verdict: &mut Verdict) {
 }
 
 async fn sends(db: &Db, seen: &Seen, n: i64, verdict: &mut Verdict) {
-    let by_identity = seen.sends_by_identity.lock().unwrap();
-    let reached = by_identity.len() as i64;
-    let distinct_sends: usize = by_identity.values().map(HashSet::len).sum();
-    let duplicates: usize = by_identity.values().map(|s| s.len() - 1).sum();
+    let (reached, distinct_sends, duplicates) = {
+        let by_identity = seen.sends_by_identity.lock().unwrap();
+        let distinct: usize = by_identity.values().map(HashSet::len).sum();
+        let duplicates: usize = by_identity.values().map(|s| s.len() - 1).sum();
+        (by_identity.len() as i64, distinct, duplicates)
+    };
     let losses = n - reached;
     let taken = seen
         .outbound_taken
@@ -84,7 +86,6 @@ async fn sends(db: &Db, seen: &Seen, n: i64, verdict: &mut Verdict) {
         format!("{duplicates} subscribers got a second, distinct send"),
     );
     verdict.require(losses == 0, format!("{losses} subscribers got no message"));
-    drop(by_identity);
     let once = count(
         db,
         "select count(*) from subscription where next_sequence_number = 2",
@@ -112,17 +113,22 @@ async fn events(db: &Db, seen: &Seen, n: i64, verdict: &mut Verdict) {
         "select count(*) from event where type = 'send.succeeded'",
     )
     .await;
-    let acknowledged = seen.events_acknowledged.lock().unwrap();
-    let webhook_ids = seen.webhook_ids.lock().unwrap();
-    let undelivered = stored
-        .iter()
-        .filter(|id| !acknowledged.contains(&id.to_string()))
-        .count();
-    let unstable = webhook_ids.values().filter(|ids| ids.len() != 1).count();
-    let unknown = webhook_ids
-        .keys()
-        .filter(|id| !stored.iter().any(|s| &s.to_string() == *id))
-        .count();
+    let (undelivered, unstable, unknown) = {
+        let acknowledged = seen.events_acknowledged.lock().unwrap();
+        let webhook_ids = seen.webhook_ids.lock().unwrap();
+        let stored_ids: HashSet<String> = stored.iter().map(|s| s.to_string()).collect();
+        (
+            stored_ids
+                .iter()
+                .filter(|id| !acknowledged.contains(*id))
+                .count(),
+            webhook_ids.values().filter(|ids| ids.len() != 1).count(),
+            webhook_ids
+                .keys()
+                .filter(|id| !stored_ids.contains(*id))
+                .count(),
+        )
+    };
     let requests = seen
         .event_requests
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -149,7 +155,6 @@ async fn events(db: &Db, seen: &Seen, n: i64, verdict: &mut Verdict) {
         unknown == 0,
         format!("{unknown} events received that are not stored"),
     );
-    drop((acknowledged, webhook_ids));
     let failed = count(
         db,
         "select count(*) from delivery where state <> 'succeeded'",
