@@ -128,7 +128,7 @@ pub fn accept_upload(
 }
 
 /// ".mp3" from "welcome.MP3": letters and digits only, at most 10 of them.
-fn extension(name: &str) -> Option<String> {
+pub fn extension(name: &str) -> Option<String> {
     let ext = Path::new(name).extension()?.to_str()?;
     let ok = !ext.is_empty() && ext.len() <= 10 && ext.bytes().all(|b| b.is_ascii_alphanumeric());
     ok.then(|| format!(".{}", ext.to_ascii_lowercase()))

@@ -115,7 +115,14 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
     loop {
         let batch = {
             let mut tx = ctx.db.begin().await?;
-            let batch = take_batch(&mut tx, &group, group.max_batch_size.into(), lease).await?;
+            let batch = match retake_unconfirmed(&mut tx, &group, lease).await? {
+                Some(batch) => batch,
+                None => {
+                    let batch =
+                        take_batch(&mut tx, &group, group.max_batch_size.into(), lease).await?;
+                    rekey(&mut tx, &group.name, batch).await?
+                }
+            };
             tx.commit().await?;
             batch
         };
@@ -157,6 +164,52 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
         }
     }
     claim.finish_alone(&ctx.db).await
+}
+
+/// A push whose POST may have reached the receiver but was never confirmed (the worker died or
+/// lost the database before marking it, or the POST failed) is sent again as the same batch,
+/// with the same token, before any other: see store::push_batches.
+async fn retake_unconfirmed(
+    tx: &mut store::Tx,
+    group: &GroupRow,
+    lease: Duration,
+) -> Result<Option<super::Batch>, Failure> {
+    let now = store::now();
+    let until = crate::jobs::after(now, lease);
+    let taken = store::push_batches::retake_unconfirmed(tx.conn(), &group.name, now, until).await?;
+    Ok(taken.map(|messages| {
+        let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+        super::Batch {
+            token: batch_token(&group.name, &ids),
+            messages: messages.into_iter().map(super::outgoing).collect(),
+        }
+    }))
+}
+
+/// A fresh batch takes the token derived from its ids.
+async fn rekey(
+    tx: &mut store::Tx,
+    group: &str,
+    batch: super::Batch,
+) -> Result<super::Batch, Failure> {
+    let ids: Vec<i64> = batch.messages.iter().map(|m| m.id).collect();
+    let token = batch_token(group, &ids);
+    let (old, new) = (
+        crate::auth::hash_token(&batch.token),
+        crate::auth::hash_token(&token),
+    );
+    store::push_batches::rekey(tx.conn(), &old, &new).await?;
+    Ok(super::Batch { token, ..batch })
+}
+
+/// A push batch's token, also its `Idempotency-Key`: the same for the same messages of the
+/// same group, so that a batch pushed again can be recognised by the receiver. Push tokens
+/// mark nothing (a send group has no poll API), so they need not be secret.
+pub fn batch_token(group: &str, ids: &[i64]) -> String {
+    use sha2::Digest;
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    let name = format!("sbm push batch\0{group}\0{}", ids.join(","));
+    hex::encode(sha2::Sha256::digest(name.as_bytes()))
 }
 
 /// The header a group's `auth_header` stands for: `Name: value` for a header of its own

@@ -117,7 +117,11 @@ impl Claim<'_> {
     /// Deletes the finished job in `tx`. `false` when this worker lost the job (its lease
     /// expired and another worker took it): the caller must then roll back.
     pub async fn finish(&self, tx: &mut Tx) -> Result<bool, Failure> {
-        Ok(sql::finish_job(tx.conn(), self.row.id, self.worker).await?)
+        let held = sql::finish_job(tx.conn(), self.row.id, self.worker).await?;
+        if !held {
+            lost_lease(self.row, self.worker);
+        }
+        Ok(held)
     }
 
     /// Finishes a job that had nothing to write.
@@ -320,7 +324,17 @@ async fn execute(
         kind = job.kind(),
         attempt = claim.row.attempts
     );
-    let _enter = span.enter();
+    // Instrumented, not entered: an entered span held across an await stays entered on the
+    // thread while other jobs run there, and their log lines carried every job's span.
+    tracing::Instrument::instrument(run_kind(ctx, claim, job, subscription), span).await
+}
+
+async fn run_kind(
+    ctx: &JobContext,
+    claim: &Claim<'_>,
+    job: Job,
+    subscription: Option<Subscription>,
+) -> Result<(), Failure> {
     match job {
         Job::SchedulerCreate { subscription_id } => {
             super::scheduler_sync::create(ctx, claim, subscription_id).await
@@ -388,6 +402,13 @@ async fn execute(
     }
 }
 
+/// The log line of an outcome that came too late: the job's lease ran out (the worker was
+/// paused or slow) and another worker took the job over, so this worker's result is not written.
+fn lost_lease(row: &JobRow, worker: &str) {
+    tracing::warn!(job = row.id, kind = %row.kind, worker, attempt = row.attempts,
+        "a job finished after its worker lost its lease: another worker holds the job, this outcome is discarded");
+}
+
 async fn record_failure(
     ctx: &JobContext,
     claim: &Claim<'_>,
@@ -414,6 +435,7 @@ async fn record_failure(
         sql::fail_job(tx.conn(), row.id, claim.worker, &failure.message, now).await?
     };
     if !held {
+        lost_lease(row, claim.worker);
         return Ok(());
     }
     if let Some(subscription) = row.subscription_id.filter(|_| row.kind == "send_message") {

@@ -103,6 +103,7 @@ async fn commit(
     completions: &[Completion],
 ) -> Result<(), crate::domain::Error> {
     let mut tx = db.begin().await?;
+    let completions = held_only(&mut tx, completions).await?;
     let sent: Vec<Sent> = completions.iter().filter_map(|c| c.sent.clone()).collect();
     let advanced = subscriptions::record_sent_many(&mut tx, &sent).await?;
     let after: std::collections::HashMap<uuid::Uuid, &Subscription> =
@@ -123,6 +124,23 @@ async fn commit(
         .collect();
     follow_all(&mut tx, effects, &messages).await?;
     subscriptions::follow_advances(&mut tx, effects, &sent, &advanced).await?;
+    // Their jobs are finished (in `held_only`): a user's send queued behind one goes next.
+    let finished: Vec<uuid::Uuid> = completions.iter().map(|c| c.subscription.id).collect();
+    subscriptions::release_queued_sends(&mut tx, effects, &finished).await?;
+    tx.commit().await?;
+    metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "")
+        .increment(completions.len() as u64);
+    Ok(())
+}
+
+/// Finishes the jobs of the batch in `tx` and keeps the completions whose job this worker still
+/// held. A worker paused past its lease (SIGSTOP, a long GC-like stall) may finish a send that
+/// another worker has taken over and recorded meanwhile: its outcome is discarded here, so the
+/// send's event, integration message and advance are written once, by the holder.
+async fn held_only<'a>(
+    tx: &mut crate::store::Tx,
+    completions: &'a [Completion],
+) -> Result<Vec<&'a Completion>, crate::domain::Error> {
     let mut by_worker: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
     for c in completions {
         by_worker
@@ -130,15 +148,15 @@ async fn commit(
             .or_default()
             .push(c.job_id);
     }
+    let mut held = std::collections::HashSet::new();
     for (worker, ids) in by_worker {
-        // A job whose lease this worker lost is finished by its new holder; its send was
-        // recorded here already, so that holder's advance finds nothing left to do.
-        jobs_sql::finish_jobs(tx.conn(), &ids, worker).await?;
+        held.extend(jobs_sql::finish_jobs(tx.conn(), &ids, worker).await?);
     }
-    let finished: Vec<uuid::Uuid> = completions.iter().map(|c| c.subscription.id).collect();
-    subscriptions::release_queued_sends(&mut tx, effects, &finished).await?;
-    tx.commit().await?;
-    metrics::counter!("sbm_sends_total", "outcome" => "ok", "reason" => "")
-        .increment(completions.len() as u64);
-    Ok(())
+    let (kept, lost): (Vec<&Completion>, Vec<&Completion>) =
+        completions.iter().partition(|c| held.contains(&c.job_id));
+    for c in lost {
+        tracing::warn!(job = c.job_id, worker = %c.worker, subscription = %c.subscription.id, send_id = %c.send_id,
+            "a send finished after its worker lost its lease: another worker holds the job, this outcome is discarded");
+    }
+    Ok(kept)
 }

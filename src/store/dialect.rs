@@ -92,6 +92,63 @@ pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
         }
         // PostgreSQL: serialization failure, deadlock, too many connections, lock timeout.
         Some("40001" | "40P01" | "53300" | "55P03") => true,
+        // PostgreSQL: the server ended the connection (administrator command, crash, shutting
+        // down or starting up) or lost it (class 08): the next connection may well work.
+        Some("57P01" | "57P02" | "57P03") => true,
+        Some(code) if code.starts_with("08") => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+
+    /// A database error with just a code, as either driver reports one.
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "error {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            "coded"
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.0))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    #[test]
+    fn a_terminated_or_lost_connection_is_busy_not_a_bug() {
+        // Found by the crash campaign: pg_terminate_backend answered 500 instead of 503.
+        for code in [
+            "57P01", "57P02", "57P03", "08006", "08003", "40001", "5", "517", "6",
+        ] {
+            assert!(is_busy(&Coded(code)), "{code}");
+        }
+        for code in ["23505", "42P01", "22P02", "1", "19"] {
+            assert!(!is_busy(&Coded(code)), "{code}");
+        }
     }
 }

@@ -219,10 +219,10 @@ pub async fn oldest_pending(conn: Conn<'_>) -> Result<Option<DateTime<Utc>>> {
     Ok(on_conn!(conn, c => sqlx::query_scalar(SQL).fetch_one(&mut *c).await)?)
 }
 
-/// Removes finished jobs that `worker` still holds; returns how many.
-pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<u64> {
+/// Removes finished jobs that `worker` still holds; returns the ids it removed.
+pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     Ok(on_conn!(conn, c => {
         let mut qb = sqlx::QueryBuilder::new("delete from job where state = 'running' and locked_by = ");
@@ -232,8 +232,8 @@ pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<u6
         for id in ids {
             list.push_bind(*id);
         }
-        qb.push(")");
-        qb.build().execute(&mut *c).await?.rows_affected()
+        qb.push(") returning id");
+        qb.build_query_scalar().fetch_all(&mut *c).await?
     }))
 }
 

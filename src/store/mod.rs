@@ -19,6 +19,7 @@ pub mod import;
 pub mod jobs;
 pub mod local_time;
 pub mod metrics;
+pub mod push_batches;
 pub mod secrets;
 pub mod subscriptions;
 pub mod ticks;

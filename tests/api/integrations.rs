@@ -40,6 +40,7 @@ on_both_backends!(
     a_push_happens_only_on_the_groups_instance,
     an_unsent_message_comes_back_and_its_audit_trail_says_who,
     a_due_scheduled_push_sends_without_being_asked,
+    an_unconfirmed_push_is_sent_again_as_the_same_batch_with_the_same_key,
 );
 
 // ---- helpers ----
@@ -1936,4 +1937,38 @@ async fn a_due_scheduled_push_sends_without_being_asked(backend: Backend) {
     // Later ticks do not push again (an empty batch would show, skip_empty being false).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.deliveries().len(), 1, "one push for the due time");
+}
+
+/// Found by the crash campaign (benches/chaos): a worker killed between the receiver's 2xx and
+/// the mark left its batch to be pushed again with more messages and a new key, so the
+/// receiver could not tell the repeat. The batch now goes again whole, first, with the same
+/// token and Idempotency-Key; a failed POST (here a 500) is the same case without a crash.
+async fn an_unconfirmed_push_is_sent_again_as_the_same_batch_with_the_same_key(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let receiver = Receiver::start().await;
+    receiver.script_statuses(&[500]);
+    let body = merged(
+        send_group("warehouse", &receiver.url("/dw")),
+        json!({"max_batch_size": 3}),
+    );
+    create_group(&app, body).await;
+    let first = add_messages(&app, "warehouse", 2).await;
+    push_now(&app, "warehouse").await;
+    wait_for_error(&app, "warehouse").await;
+    let later = add_messages(&app, "warehouse", 2).await;
+    push_now(&app, "warehouse").await;
+    wait_all_sent(&app, "warehouse").await;
+
+    let deliveries = receiver.deliveries_to("/dw");
+    let batches: Vec<Vec<i64>> = deliveries.iter().map(|d| ids_in(&json_batch(d))).collect();
+    let keys: Vec<Option<&str>> = deliveries
+        .iter()
+        .map(|d| d.header("idempotency-key"))
+        .collect();
+    assert_eq!(batches, [first.clone(), first, vec![later[0], later[1]]]);
+    assert!(keys[0].is_some());
+    assert_eq!(keys[0], keys[1], "the batch pushed again keeps its key");
+    assert_ne!(keys[1], keys[2], "another batch has another key");
 }

@@ -25,7 +25,8 @@ pub struct Recorded {
 #[derive(Default)]
 struct Fakes {
     requests: Vec<Recorded>,
-    /// Statuses the Message Sender answers before it accepts again (0 = hang past the timeout).
+    /// Statuses the Message Sender answers before it accepts again (0 = hang past the timeout,
+    /// 1 = accept, but answer only after 2 seconds).
     sender_failures: VecDeque<u16>,
     /// Answer every outbound with this status (peer down).
     sender_down: Option<u16>,
@@ -77,6 +78,13 @@ async fn create_outbound(
         fakes
             .sender_down
             .or_else(|| fakes.sender_failures.pop_front())
+    };
+    let failure = match failure {
+        Some(1) => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            None
+        }
+        other => other,
     };
     match failure {
         Some(0) => {

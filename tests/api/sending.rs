@@ -26,6 +26,7 @@ on_both_backends!(
     a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease,
     two_workers_on_one_database_never_send_a_message_twice,
     a_worker_process_killed_mid_send_leaves_the_send_to_another_worker,
+    a_worker_paused_past_its_lease_has_its_late_outcome_discarded,
 );
 
 pub const IDENTITY: &str = "3f4b1c2e-7a1d-4c55-9d3e-0a1b2c3d4e5f";
@@ -739,4 +740,99 @@ async fn a_worker_process_killed_mid_send_leaves_the_send_to_another_worker(back
     .await;
     assert_eq!(w.subscription(&id).await["next_sequence_number"], 2);
     assert_eq!(w.peers.outbounds()[0]["content"], "Message 1");
+}
+
+/// Found by the crash campaign (benches/chaos, `--lease-edge`): a worker paused past its lease
+/// while its send was in flight recorded the send again when it resumed, writing a second
+/// `send.succeeded` event (and integration message) for the one message.
+async fn a_worker_paused_past_its_lease_has_its_late_outcome_discarded(backend: Backend) {
+    let Some(w) = world_with(backend, |c| {
+        c.no_worker = true;
+        c.peers.scheduler_url = None;
+    })
+    .await
+    else {
+        return;
+    };
+    let set = w.text_set("set", 3).await;
+    let id = w.subscribe(json!({"messageset": set})).await;
+
+    // A separate `sbm worker` process with a one-second lease, whose Message Sender call is
+    // answered (accepted) two seconds late.
+    w.peers.fail_sends(&[1]);
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
+        .arg("worker")
+        .env_clear()
+        .env("DATABASE_URL", w.app.database_url())
+        .env("IDENTITY_STORE_URL", w.peers.identity_store_url())
+        .env("MESSAGE_SENDER_URL", w.peers.message_sender_url())
+        .env("STAGE_BASED_MESSAGING_URL", &w.app.address)
+        .env("SBM_PEER_TIMEOUT_MS", "20000")
+        .env("SBM_JOB_LEASE_SECS", "1")
+        .env("SBM_WORKER_POLL_MS", "20")
+        .env("RUST_LOG", "warn")
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .expect("sbm worker starts");
+    let signal = |name: &str| {
+        let pid = child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    w.app
+        .call(
+            Method::POST,
+            &format!("/api/v1/subscriptions/{id}/send"),
+            Some(json!({})),
+        )
+        .await
+        .expect(201);
+    let pid = child.id().to_string();
+    eventually("the worker process holds the send", || async {
+        send_job_state(&w).await.is_some_and(|(state, holder)| {
+            state == "running" && holder.is_some_and(|h| h.contains(&pid))
+        })
+    })
+    .await;
+    signal("-STOP");
+
+    // Its lease runs out; another worker takes the send over and records it.
+    let worker = worker_for(&w.app, &w.peers, false);
+    eventually("another worker sends and records the message", || async {
+        worker.drain().await.unwrap();
+        w.subscription(&id).await["next_sequence_number"] == 2
+    })
+    .await;
+
+    // The paused worker resumes, gets its late 201 and must not record the send again.
+    signal("-CONT");
+    eventually("the late outcome is discarded with a log line", || async {
+        std::fs::read_to_string(log.path()).is_ok_and(|text| text.contains("lost its lease"))
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let outbounds = w.peers.outbounds();
+    assert!(outbounds.len() >= 2, "both workers posted: {outbounds:?}");
+    let send_id = &outbounds[0]["metadata"]["sbm_send_id"];
+    assert!(
+        outbounds
+            .iter()
+            .all(|o| &o["metadata"]["sbm_send_id"] == send_id),
+        "one send id, so the Message Sender counts one message: {outbounds:?}"
+    );
+    let events = w
+        .app
+        .get("/api/v1/events/?type=send.succeeded")
+        .await
+        .expect(200)
+        .json();
+    assert_eq!(events["count"], 1, "{events}");
+    let subscription = w.subscription(&id).await;
+    assert_eq!(subscription["next_sequence_number"], 2);
 }
