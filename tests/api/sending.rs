@@ -764,6 +764,7 @@ async fn a_worker_paused_past_its_lease_has_its_late_outcome_discarded(backend: 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
         .arg("worker")
         .env_clear()
+        .env("SECRET_KEY", crate::helpers::TEST_SECRET_KEY)
         .env("DATABASE_URL", w.app.database_url())
         .env("IDENTITY_STORE_URL", w.peers.identity_store_url())
         .env("MESSAGE_SENDER_URL", w.peers.message_sender_url())
