@@ -746,6 +746,13 @@ async fn a_worker_process_killed_mid_send_leaves_the_send_to_another_worker(back
 /// while its send was in flight recorded the send again when it resumed, writing a second
 /// `send.succeeded` event (and integration message) for the one message.
 async fn a_worker_paused_past_its_lease_has_its_late_outcome_discarded(backend: Backend) {
+    // On SQLite a process stopped while it holds the one write lock (its ticker or spreader
+    // may be mid-transaction at SIGSTOP) stops every other writer until it resumes: no worker
+    // can take the job over, whatever sbm does. The takeover race is PostgreSQL's; the crash
+    // campaign (`benches/chaos --lease-edge`) covers SQLite with its own timing.
+    if backend == Backend::Sqlite {
+        return;
+    }
     let Some(w) = world_with(backend, |c| {
         c.no_worker = true;
         c.peers.scheduler_url = None;
