@@ -206,7 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Secrets(SecretsCommand::Rotate) => {
             let keyring = cli.secrets.resolved(cli.database.url())?.keyring()?;
             let db = migrated(&cli.database).await?;
-            let done = crate::secrets::rotate(&db, &keyring).await?;
+            let done = rotate_patiently(&db, &keyring).await?;
             println!(
                 "re-encrypted {} secret(s); {} already current; {} unreadable",
                 done.resealed, done.current, done.unreadable
@@ -221,6 +221,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::importer::command::run(&db, command).await
         }
         Command::Healthcheck(args) => crate::healthcheck::run(&args).await,
+    }
+}
+
+/// `secrets rotate` on a live database: a busy one (SQLite's single write lock held by the
+/// running service) is waited out a few times rather than failing the operator's command.
+async fn rotate_patiently(
+    db: &Db,
+    keyring: &crate::secrets::Keyring,
+) -> anyhow::Result<crate::secrets::Rotated> {
+    let mut tries = 0;
+    loop {
+        match crate::secrets::rotate(db, keyring).await {
+            Err(crate::store::Error::Unavailable(err)) if tries < 5 => {
+                tries += 1;
+                eprintln!("the database is busy ({err}); trying again");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
