@@ -18,10 +18,7 @@ pub fn protect(headers: &mut HeaderMap) {
     let playable = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| {
-            let t = t.trim().to_ascii_lowercase();
-            t.starts_with("audio/") || crate::content::media::is_acceptable(&t)
-        });
+        .is_some_and(|t| crate::content::media::is_acceptable(&t.trim().to_ascii_lowercase()));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

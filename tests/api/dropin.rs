@@ -5,7 +5,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, spawn_app, spawn_app_with, Backend, TestApp};
+use crate::helpers::{eventually, nested, spawn_app, spawn_app_with, Backend, TestApp};
 use crate::on_both_backends;
 use crate::sending::world;
 
@@ -187,14 +187,6 @@ async fn nul_characters_are_refused_with_a_400_everywhere(backend: Backend) {
     assert_eq!(reply.json()["hub.callback"], json!([nul]));
     assert_eq!(app.count("/api/v1/messageset/").await, 1, "nothing written");
     assert_eq!(app.count("/api/v1/subscriptions/").await, 0);
-}
-
-fn nested(levels: usize) -> Value {
-    let mut value = json!("leaf");
-    for _ in 0..levels {
-        value = json!({ "a": value });
-    }
-    value
 }
 
 async fn json_nested_too_deeply_is_refused_and_what_fits_is_kept(backend: Backend) {

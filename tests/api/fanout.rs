@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, issue_token, serve_config, Backend, TestApp};
+use crate::helpers::{eventually, issue_token, nested, serve_config, Backend, TestApp};
 use crate::hub::{callback_in_state, hub_as, settle, spawn_hub_app, subscribe_active};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
@@ -86,14 +86,6 @@ async fn events_committed_before_a_callback_became_active_never_reach_it(backend
             .collect();
         assert_eq!(ids, [json!(after)], "round {round}: not {before}");
     }
-}
-
-fn nested(levels: usize) -> Value {
-    let mut value = json!("leaf");
-    for _ in 0..levels {
-        value = json!({ "a": value });
-    }
-    value
 }
 
 async fn a_stored_value_too_deep_to_parse_stops_no_list_delivery_or_fetch(backend: Backend) {

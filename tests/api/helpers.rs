@@ -462,3 +462,12 @@ impl TestApp {
         .json()
     }
 }
+
+/// A JSON value nested `levels` objects deep, for the depth bounds.
+pub fn nested(levels: usize) -> Value {
+    let mut value = json!("leaf");
+    for _ in 0..levels {
+        value = json!({ "a": value });
+    }
+    value
+}
