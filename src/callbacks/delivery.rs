@@ -119,6 +119,15 @@ pub struct PassDone {
 
 /// One pass: spread, then claim and make one round of deliveries.
 pub async fn pass(ctx: &JobContext, worker: &str) -> Result<PassDone, crate::domain::Error> {
+    if ctx.db.backend() == store::Backend::Sqlite {
+        let mut conn = ctx.db.acquire().await?;
+        if !sql::any_delivery_work(conn.conn(), store::now()).await? {
+            return Ok(PassDone {
+                work: 0,
+                deliveries_written: 0,
+            });
+        }
+    }
     let (spread, deliveries_written) = spread(&ctx.db).await?;
     let spread = spread as usize;
     let settings = &ctx.hub.settings;

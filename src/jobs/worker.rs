@@ -158,6 +158,12 @@ impl Worker {
             return Ok(0);
         }
         let now = store::now();
+        if self.ctx.db.backend() == store::Backend::Sqlite {
+            let mut conn = self.ctx.db.acquire().await?;
+            if !sql::any_claimable(conn.conn(), now).await? {
+                return Ok(0);
+            }
+        }
         let mut tx = self.ctx.db.begin().await?;
         let rows = sql::claim_jobs(
             tx.conn(),

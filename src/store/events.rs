@@ -555,6 +555,17 @@ pub struct DeliveryWork {
     pub data: Json<Box<RawValue>>,
 }
 
+/// Whether an event waits to be spread or a delivery to be claimed, read without taking
+/// SQLite's write lock (see `jobs::any_claimable`); the same conditions as the SQLite claim.
+pub async fn any_delivery_work(conn: Conn<'_>, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str = "select exists (select 1 from event where spread_at is null) \
+        or exists (select 1 from delivery where state = 'pending' and next_attempt_at <= $1 \
+            and callback_id in (select id from callback where state in ('active', 'expired'))) \
+        or exists (select 1 from delivery where state = 'running' and locked_until < $1 \
+            and callback_id in (select id from callback where state in ('active', 'expired')))";
+    Ok(on_conn!(conn, c => sqlx::query_scalar::<_, bool>(SQL).bind(now).fetch_one(&mut *c).await)?)
+}
+
 /// Claims up to `limit` due deliveries of callbacks that take deliveries (active, or expired
 /// with a backlog), and deliveries whose worker's lease ran out.
 pub async fn claim_deliveries(

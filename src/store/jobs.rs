@@ -111,6 +111,15 @@ pub async fn claim_jobs(
     })
 }
 
+/// Whether a claim would find anything, read without taking SQLite's write lock: an idle
+/// worker's claims otherwise hold that single lock so often that another process (`sbm secrets
+/// rotate`, an import) waits behind them.
+pub async fn any_claimable(conn: Conn<'_>, now: DateTime<Utc>) -> Result<bool> {
+    const SQL: &str = "select exists (select 1 from job where state = 'pending' and run_at <= $1) \
+        or exists (select 1 from job where state = 'running' and locked_until < $1)";
+    Ok(on_conn!(conn, c => sqlx::query_scalar::<_, bool>(SQL).bind(now).fetch_one(&mut *c).await)?)
+}
+
 /// Refreshes the planner's statistics of the job table after a large insert, so that the
 /// claims that follow are planned for the queue's real size (PostgreSQL; SQLite needs none).
 pub async fn refresh_statistics(conn: Conn<'_>) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{issue_token, spawn_app_with, Backend, TestApp, TEST_SECRET_KEY};
+use crate::helpers::{issue_token, output_of, spawn_app_with, Backend, TestApp, TEST_SECRET_KEY};
 use crate::hub::{hub_as, plain, spawn_hub_app};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
@@ -142,25 +142,28 @@ async fn command_line_token_and_user_changes_are_audited(backend: Backend) {
     let Some(app) = spawn_app_with(backend, |c| c.no_worker = true).await else {
         return;
     };
+    let database_url = app.database_url().to_string();
     let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"));
+        command
             .env_clear()
-            .env("DATABASE_URL", app.database_url())
+            .env("DATABASE_URL", &database_url)
             .env("SECRET_KEY", TEST_SECRET_KEY)
             .env("USER", "operator")
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+            .args(args);
+        async move {
+            let output = output_of(command).await;
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            String::from_utf8_lossy(&output.stdout).trim().to_string()
+        }
     };
-    run(&["user", "create", "--email", "ops@example.org", "--admin"]);
-    let token = run(&["token", "create", "--email", "ops@example.org"]);
-    run(&["token", "revoke", &token]);
+    run(&["user", "create", "--email", "ops@example.org", "--admin"]).await;
+    let token = run(&["token", "create", "--email", "ops@example.org"]).await;
+    run(&["token", "revoke", &token]).await;
     let log = audit(&app, "limit=1000").await;
     let results = log["results"].as_array().unwrap();
     let cli: Vec<&Value> = results

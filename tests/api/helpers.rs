@@ -235,6 +235,16 @@ pub fn worker_for(
     sbm::jobs::worker::Worker::new(std::sync::Arc::new(ctx))
 }
 
+/// Runs a command to its end without blocking the test's runtime: the server under test runs on
+/// that runtime, and a blocking wait would freeze it mid-transaction, holding SQLite's write lock
+/// against the very command being waited for.
+pub async fn output_of(command: std::process::Command) -> std::process::Output {
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("the command runs")
+}
+
 /// Waits (up to 15 s) until `check` holds, polling.
 pub async fn eventually<F, Fut>(what: &str, mut check: F)
 where

@@ -538,8 +538,9 @@ async fn events_are_written_only_when_asked(backend: Backend) {
     assert_eq!(count(&app, "event").await, 13);
 }
 
-fn sbm_import(app: &TestApp, source: &DjangoSource) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_sbm"))
+async fn sbm_import(app: &TestApp, source: &DjangoSource) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_sbm"));
+    command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", app.database_url())
@@ -553,9 +554,8 @@ fn sbm_import(app: &TestApp, source: &DjangoSource) -> std::process::Output {
         ])
         .arg(source.media.path())
         .arg("--sbm-media-root")
-        .arg(&app.media_root)
-        .output()
-        .expect("sbm runs")
+        .arg(&app.media_root);
+    crate::helpers::output_of(command).await
 }
 
 async fn the_command_prints_the_report_and_never_a_token(backend: Backend) {
@@ -566,7 +566,7 @@ async fn the_command_prints_the_report_and_never_a_token(backend: Backend) {
         return;
     };
 
-    let output = sbm_import(&app, &source);
+    let output = sbm_import(&app, &source).await;
 
     let printed = format!(
         "{}{}",
@@ -595,7 +595,7 @@ async fn the_command_prints_the_report_and_never_a_token(backend: Backend) {
         return;
     };
     unknown.exec("drop table authtoken_token;").await;
-    let output = sbm_import(&app, &unknown);
+    let output = sbm_import(&app, &unknown).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("missing table authtoken_token"), "{stderr}");

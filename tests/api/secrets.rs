@@ -10,7 +10,9 @@ use sbm::secrets::{Keyring, Purpose};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{eventually, issue_token, Backend, TestApp, TestDatabase, TEST_SECRET_KEY};
+use crate::helpers::{
+    eventually, issue_token, output_of, Backend, TestApp, TestDatabase, TEST_SECRET_KEY,
+};
 use crate::hub::{plain, spawn_hub_app, subscribe_active};
 use crate::on_both_backends;
 use crate::receiver::{Received, Receiver};
@@ -283,7 +285,7 @@ async fn plaintext_secrets_from_before_encryption_still_sign_and_rotate_seals_th
 }
 
 /// The sbm binary with only the database and the given variables.
-fn sbm(database_url: &str, vars: &[(&str, &str)]) -> Command {
+fn sbm(database_url: &str, vars: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sbm"));
     command
         .env_clear()
@@ -293,6 +295,7 @@ fn sbm(database_url: &str, vars: &[(&str, &str)]) -> Command {
     for (name, value) in vars {
         command.env(name, value);
     }
+    command.args(args);
     command
 }
 
@@ -303,16 +306,13 @@ async fn the_command_line_needs_a_key_on_postgres_and_generates_one_beside_sqlit
         return;
     };
     let url = database.url().to_string();
-    let output = sbm(&url, &[]).args(["secrets", "rotate"]).output().unwrap();
+    let output = output_of(sbm(&url, &[], &["secrets", "rotate"])).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     match backend {
         Backend::Postgres => {
             assert!(!output.status.success());
             assert!(stderr.contains("SECRET_KEY is not set"), "{stderr}");
-            let serve = sbm(&url, &[])
-                .args(["serve", "--bind", "127.0.0.1:0"])
-                .output()
-                .unwrap();
+            let serve = output_of(sbm(&url, &[], &["serve", "--bind", "127.0.0.1:0"])).await;
             assert!(!serve.status.success());
             let stderr = String::from_utf8_lossy(&serve.stderr);
             assert!(stderr.contains("SECRET_KEY is not set"), "{stderr}");
@@ -323,7 +323,7 @@ async fn the_command_line_needs_a_key_on_postgres_and_generates_one_beside_sqlit
             let file = format!("{}.secret-key", url.trim_start_matches("sqlite://"));
             let key = std::fs::read_to_string(&file).unwrap();
             assert_eq!(key.len(), 64);
-            let again = sbm(&url, &[]).args(["secrets", "rotate"]).output().unwrap();
+            let again = output_of(sbm(&url, &[], &["secrets", "rotate"])).await;
             assert!(again.status.success());
             let stderr = String::from_utf8_lossy(&again.stderr);
             assert!(!stderr.contains("generated"), "{stderr}");
@@ -341,10 +341,7 @@ async fn secrets_rotate_reseals_values_of_a_fallback_key_with_the_current_one(ba
         ("SECRET_KEY", "the-new-key"),
         ("SECRET_KEY_FALLBACKS", TEST_SECRET_KEY),
     ];
-    let output = sbm(app.database_url(), &vars)
-        .args(["secrets", "rotate"])
-        .output()
-        .unwrap();
+    let output = output_of(sbm(app.database_url(), &vars, &["secrets", "rotate"])).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -361,10 +358,12 @@ async fn secrets_rotate_reseals_values_of_a_fallback_key_with_the_current_one(ba
     );
     assert!(test_keys().open(Purpose::CallbackSecret, &new).is_err());
     // Without the old key the unreadable value is reported, and left as it is.
-    let lost = sbm(app.database_url(), &[("SECRET_KEY", "unrelated")])
-        .args(["secrets", "rotate"])
-        .output()
-        .unwrap();
+    let lost = output_of(sbm(
+        app.database_url(),
+        &[("SECRET_KEY", "unrelated")],
+        &["secrets", "rotate"],
+    ))
+    .await;
     assert!(!lost.status.success());
     assert_eq!(stored_callback_secret(&app).await, new);
 }
