@@ -4,10 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router, ServiceExt};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +34,7 @@ pub struct App {
     db: Db,
     /// The embedded worker's context, unless `--no-worker`.
     jobs: Option<Arc<JobContext>>,
+    header_timeout: Duration,
 }
 
 /// What the worker needs, from the parts of the configuration that concern it.
@@ -116,6 +116,7 @@ impl App {
             page_size: http.page_size.max(1),
             max_page_size: http.max_page_size.max(1),
             admin_session_idle: Duration::from_secs(http.admin_session_idle_secs.max(1)),
+            body_timeout: Duration::from_millis(http.body_timeout_ms.max(1)),
         };
         let listener = TcpListener::bind(http.bind).await?;
         let public_origin = match &settings.public_origin {
@@ -156,6 +157,7 @@ impl App {
             router,
             db,
             jobs,
+            header_timeout: Duration::from_millis(config.http.header_timeout_ms.max(1)),
         })
     }
 
@@ -181,13 +183,12 @@ impl App {
         let worker = self
             .jobs
             .map(|ctx| tokio::spawn(crate::jobs::run_background(ctx, shutdown.clone())));
-        let http_shutdown = shutdown.clone();
-        axum::serve(
+        http::server::serve(
             self.listener,
-            // The peer address is what admin sign-in attempts are rate-limited by.
-            ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(service),
+            service,
+            self.header_timeout,
+            shutdown.clone(),
         )
-        .with_graceful_shutdown(async move { http_shutdown.cancelled().await })
         .await?;
         if let Some(worker) = worker {
             shutdown.cancel();

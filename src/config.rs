@@ -125,6 +125,26 @@ pub struct HttpConfig {
         default_value_t = 3_600
     )]
     pub admin_session_idle_secs: u64,
+
+    /// [HTTP] Milliseconds a client may take to send a request's headers (from the first byte,
+    /// or from the end of the previous request on a kept-alive connection); a slower one is
+    /// disconnected.
+    #[arg(
+        long = "header-timeout-ms",
+        env = "SBM_HEADER_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub header_timeout_ms: u64,
+
+    /// [HTTP] Milliseconds a request's body may take to arrive in full, counted from the
+    /// request's start; a slower one gets 408. Bounds uploads too: at the default, 50 MiB need
+    /// about 4 Mbit/s.
+    #[arg(
+        long = "body-timeout-ms",
+        env = "SBM_BODY_TIMEOUT_MS",
+        default_value_t = 120_000
+    )]
+    pub body_timeout_ms: u64,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -19,6 +19,10 @@ pub struct FormData(pub Vec<(String, String)>);
 
 impl FormData {
     pub fn parse(body: &[u8]) -> AdminResult<Self> {
+        let fields = body.split(|b| *b == b'&').count();
+        if let Some(message) = crate::http::limits::too_many_values(fields) {
+            return Err(AdminError::BadRequest(message));
+        }
         serde_urlencoded::from_bytes(body)
             .map(FormData)
             .map_err(|_| AdminError::BadRequest("The form could not be read.".into()))

@@ -15,6 +15,7 @@ use super::layout::{form_errors, input, page, textarea};
 use super::schedules::invalid;
 use super::session::Staff;
 use crate::content::model::{Message, MessageFields, StoredFile};
+use crate::http::limits::MAX_MULTIPART_PARTS;
 use crate::http::AppState;
 use crate::store::{content as sql, Pooled};
 use crate::validation::FieldErrors;
@@ -111,6 +112,11 @@ async fn read_upload(mut multipart: Multipart) -> AdminResult<MessageUpload> {
         file: None,
     };
     while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        if upload.form.0.len() + usize::from(upload.file.is_some()) >= MAX_MULTIPART_PARTS {
+            return Err(AdminError::BadRequest(format!(
+                "The form has more than {MAX_MULTIPART_PARTS} parts."
+            )));
+        }
         let name = field.name().unwrap_or("").to_string();
         if name == "audio" {
             let file_name = field.file_name().map(str::to_string);

@@ -80,9 +80,18 @@ fn no_file() -> ApiError {
     ApiError::Invalid(FieldErrors::single("content", "No file was submitted."))
 }
 
+fn too_many_parts() -> ApiError {
+    ApiError::BadRequest(format!(
+        "Multipart form parse error - more than {} parts.",
+        super::limits::MAX_MULTIPART_PARTS
+    ))
+}
+
 fn multipart_error(err: MultipartError, limit: usize) -> ApiError {
     if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge(limit)
+    } else if super::limits::missed_deadline(&err) {
+        ApiError::BodyTimeout
     } else {
         ApiError::BadRequest(format!("Multipart form parse error - {}", err.body_text()))
     }
@@ -100,11 +109,16 @@ async fn store_upload(
         ))
     })?;
     let limit = state.settings.max_upload_bytes;
+    let mut parts = 0;
     while let Some(field) = form
         .next_field()
         .await
         .map_err(|e| multipart_error(e, limit))?
     {
+        parts += 1;
+        if parts > super::limits::MAX_MULTIPART_PARTS {
+            return Err(too_many_parts());
+        }
         if field.name() != Some(UPLOAD_FIELD) {
             continue;
         }

@@ -6,6 +6,7 @@ use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
+use super::limits;
 use super::AppState;
 use crate::validation::{FieldErrors, NON_FIELD_ERRORS, NUL_MESSAGE};
 
@@ -39,27 +40,36 @@ pub const MAX_JSON_DEPTH: usize = 32;
 /// [`MAX_JSON_DEPTH`]. Errors are reported under the top-level field they are in.
 pub fn check_storable(body: &Value) -> Result<(), FieldErrors> {
     let mut errors = FieldErrors::new();
-    match body {
+    let values = match body {
         Value::Object(fields) => {
-            for (name, value) in fields {
-                if name.contains('\0') {
-                    errors.add(NON_FIELD_ERRORS, NUL_MESSAGE);
-                }
-                check_field(name, value, &mut errors);
+            if fields.keys().any(|name| name.contains('\0')) {
+                errors.add(NON_FIELD_ERRORS, NUL_MESSAGE);
             }
+            fields
+                .iter()
+                .map(|(name, value)| check_field(name, value, &mut errors))
+                .sum()
         }
         other => check_field(NON_FIELD_ERRORS, other, &mut errors),
+    };
+    if let Some(message) = limits::too_many_values(values) {
+        errors.add(NON_FIELD_ERRORS, message);
     }
     errors.into_result()
 }
 
-fn check_field(name: &str, value: &Value, errors: &mut FieldErrors) {
+/// Checks one top-level field; returns how many values it holds, itself included.
+fn check_field(name: &str, value: &Value, errors: &mut FieldErrors) -> usize {
     // An explicit stack: a hostile body must not be able to exhaust this thread's.
     let mut stack = vec![(value, 2usize)];
-    let (mut nul, mut too_deep) = (false, false);
+    let (mut nul, mut too_deep, mut too_long, mut values) = (false, false, None, 0);
     while let Some((value, depth)) = stack.pop() {
+        values += 1;
         match value {
-            Value::String(s) => nul |= s.contains('\0'),
+            Value::String(s) => {
+                nul |= s.contains('\0');
+                too_long = too_long.or_else(|| limits::string_too_long(s));
+            }
             Value::Array(items) => {
                 too_deep |= depth > MAX_JSON_DEPTH;
                 stack.extend(items.iter().map(|v| (v, depth + 1)));
@@ -81,6 +91,10 @@ fn check_field(name: &str, value: &Value, errors: &mut FieldErrors) {
             format!("Nested too deeply: a body may have at most {MAX_JSON_DEPTH} levels."),
         );
     }
+    if let Some(message) = too_long {
+        errors.add(name, message);
+    }
+    values
 }
 
 /// The request's Content-Type header, or "" without one.
@@ -104,6 +118,11 @@ pub fn essence(content_type: &str) -> String {
 }
 
 pub fn parse_form(bytes: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    // Counted before parsing, so that a body of a million `&` costs no million allocations.
+    let pairs = bytes.split(|b| *b == b'&').count();
+    if let Some(message) = limits::too_many_values(pairs) {
+        return Err(ApiError::BadRequest(message));
+    }
     serde_urlencoded::from_bytes(bytes)
         .map_err(|e| ApiError::BadRequest(format!("Form parse error - {e}")))
 }
@@ -116,6 +135,8 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<axum::body::Byte
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
             if too_large {
                 ApiError::PayloadTooLarge(limit)
+            } else if limits::missed_deadline(&err) {
+                ApiError::BodyTimeout
             } else {
                 ApiError::BadRequest(format!("Could not read the request body: {err}"))
             }

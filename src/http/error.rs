@@ -33,6 +33,11 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("Unsupported media type \"{0}\" in request.")]
     UnsupportedMediaType(String),
+    #[error("The query string is longer than the {0} bytes allowed.")]
+    UriTooLong(usize),
+    /// The body did not arrive within the deadline (a slow or stalled client).
+    #[error("The request body did not arrive in time.")]
+    BodyTimeout,
     #[error("The service is busy. Try again shortly.")]
     Unavailable(#[source] anyhow::Error),
     #[error("internal error")]
@@ -54,6 +59,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -87,6 +94,10 @@ impl IntoResponse for ApiError {
             }
             ApiError::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            // The rest of a late body may still be on its way: do not read it as a request.
+            ApiError::BodyTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -5,10 +5,12 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod input;
+pub mod limits;
 pub mod links;
 pub mod query;
 pub mod representation;
 mod schemas;
+pub mod server;
 pub mod wire;
 
 mod binary_content;
@@ -59,6 +61,8 @@ pub struct HttpSettings {
     pub max_page_size: i64,
     /// How long an admin UI session may stay unused.
     pub admin_session_idle: Duration,
+    /// How long a request's body may take to arrive, counted from the request's start.
+    pub body_timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -101,11 +105,13 @@ impl AppState {
 /// before routing, so `/api/v1/schedule/` and `/api/v1/schedule` both work, as clients use both.
 pub fn router(state: AppState) -> Router {
     let upload_limit = state.settings.max_upload_bytes;
-    Router::new()
+    let declared_at_most = |limit: usize| {
+        axum::middleware::from_fn_with_state(limit, limits::refuse_declared_oversize)
+    };
+    let api = Router::new()
         .merge(schedules::router())
         .merge(message_sets::router())
         .merge(messages::router())
-        .merge(binary_content::router().layer(DefaultBodyLimit::max(upload_limit)))
         .merge(subscriptions::router())
         .merge(local_time::router())
         .merge(failed_tasks::router())
@@ -117,7 +123,14 @@ pub fn router(state: AppState) -> Router {
         .merge(observability::router())
         .merge(openapi::router())
         .merge(security::router())
+        .layer(declared_at_most(state.settings.max_body_bytes));
+    let uploads = binary_content::router()
+        .layer(DefaultBodyLimit::max(upload_limit))
         .merge(crate::admin::router(upload_limit))
+        .layer(declared_at_most(upload_limit));
+    Router::new()
+        .merge(api)
+        .merge(uploads)
         .nest_service(
             "/media",
             tower::ServiceBuilder::new()
@@ -125,6 +138,11 @@ pub fn router(state: AppState) -> Router {
                 .service(tower_http::services::ServeDir::new(state.media.root())),
         )
         .route_layer(axum::middleware::from_fn(observability::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.body_timeout,
+            limits::body_deadline,
+        ))
+        .layer(axum::middleware::from_fn(limits::refuse_long_query))
         .layer(axum::middleware::from_fn(refuse_nul_in_path))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -66,7 +66,9 @@ fn standard(status: &str) -> Option<(&'static str, &'static str)> {
         ),
         "404" => ("Not found", "Detail"),
         "409" => ("Conflict with the stored data", "Detail"),
+        "408" => ("The request body did not arrive in time", "Detail"),
         "413" => ("Request body too large (or nested too deeply)", "Detail"),
+        "414" => ("The query string is longer than 8 KiB", "Detail"),
         "415" => ("Unsupported media type of the request body", "Detail"),
         "503" => ("The database is busy; retry after `Retry-After`", "Detail"),
         _ => return None,
@@ -140,16 +142,23 @@ impl Modify for CommonResponses {
                 let in_path = params
                     .iter()
                     .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+                let in_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
                 if !params.is_empty() || op.request_body.is_some() {
                     add(op, "400");
                 }
                 if in_path {
                     add(op, "404");
                 }
+                if in_query {
+                    add(op, "414");
+                }
                 if let Some(body) = &op.request_body {
                     let parsed = body.content.keys().any(|t| {
                         t == "application/json" || t == "application/x-www-form-urlencoded"
                     });
+                    add(op, "408");
                     add(op, "413");
                     if parsed {
                         add(op, "415");

@@ -153,6 +153,8 @@ pub fn serve_config(media_root: PathBuf) -> ServeConfig {
             // Revocation tests need every request's token looked up.
             auth_cache_ms: 0,
             admin_session_idle_secs: 3_600,
+            header_timeout_ms: 30_000,
+            body_timeout_ms: 120_000,
         },
         media: MediaConfig { media_root },
         peers: PeersConfig::default(),

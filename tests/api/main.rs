@@ -20,6 +20,7 @@ mod healthcheck;
 mod hub;
 mod import;
 mod integrations;
+mod limits;
 mod local_time;
 mod message_sets;
 mod messages;
