@@ -3,6 +3,6 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = sbm::cli::Cli::parse();
-    let _sentry = sbm::telemetry::init();
+    let _telemetry = sbm::telemetry::init();
     sbm::cli::run(cli).await
 }

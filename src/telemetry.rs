@@ -1,23 +1,45 @@
 //! Logging: human-readable lines by default, JSON lines with `SBM_LOG_FORMAT=json`; the level
-//! comes from `RUST_LOG` (default `info`).
+//! comes from `RUST_LOG` (default `info`). Errors to Sentry when a DSN is set
+//! (`sentry_reporting`), and spans over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set
+//! (`otlp`).
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() -> Option<sentry::ClientInitGuard> {
+pub mod otlp;
+
+/// What must live as long as the process: dropped, it sends what Sentry and the span
+/// exporter still hold.
+pub struct Telemetry {
+    _sentry: Option<sentry::ClientInitGuard>,
+    _traces: Option<otlp::Exporting>,
+}
+
+pub fn init() -> Telemetry {
     // Sentry first, so that the panic hook and the layer see a bound client.
     let sentry = crate::sentry_reporting::dsn_from_env().and_then(|dsn| {
         crate::sentry_reporting::init(&dsn)
             .map_err(|err| eprintln!("Sentry is not set up: {err:#}"))
             .ok()
     });
-    init_with(sentry.is_some());
-    sentry
+    let traces = otlp::from_env()
+        .map_err(|err| eprintln!("span export is not set up: {err:#}"))
+        .ok()
+        .flatten();
+    init_layers(sentry.is_some(), traces.as_ref());
+    Telemetry {
+        _sentry: sentry,
+        _traces: traces,
+    }
 }
 
 /// Logging, with the Sentry layer when `sentry` (a client must be bound already).
 pub fn init_with(sentry: bool) {
+    init_layers(sentry, None);
+}
+
+fn init_layers(sentry: bool, traces: Option<&otlp::Exporting>) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
@@ -36,6 +58,7 @@ pub fn init_with(sentry: bool) {
         .with(filter)
         .with(fmt)
         .with(sentry.then(crate::sentry_reporting::layer))
+        .with(traces.map(|t| tracing_opentelemetry::layer().with_tracer(t.tracer())))
         .try_init();
     // A second init (tests, embedding) keeps the first subscriber.
     let _ = result;

@@ -87,7 +87,10 @@ impl PeerClient {
 
     /// A request to `path` (which starts with '/') under the base URL, with the peer's token.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        let request = self.http.request(method, format!("{}{}", self.base, path));
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        for (name, value) in crate::telemetry::otlp::trace_headers() {
+            request = request.header(name, value);
+        }
         match &self.token {
             Some(token) => request.header(reqwest::header::AUTHORIZATION, format!("Token {token}")),
             None => request,

@@ -28,6 +28,7 @@ mod metrics;
 mod openapi;
 mod openapi_samples;
 mod openapi_samples_events;
+mod otlp;
 mod outbox;
 mod privileges;
 mod schedules;

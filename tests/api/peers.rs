@@ -19,6 +19,8 @@ pub struct Recorded {
     pub path: String,
     pub query: HashMap<String, String>,
     pub authorization: Option<String>,
+    /// The W3C trace context the caller sent, if any.
+    pub traceparent: Option<String>,
     pub body: Value,
 }
 
@@ -59,11 +61,16 @@ fn record(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     state.lock().unwrap().requests.push(Recorded {
         method: method.into(),
         path,
         query,
         authorization,
+        traceparent,
         body,
     });
 }
