@@ -52,7 +52,7 @@ async fn each_event_goes_once_to_every_callback_whose_topic_matches(backend: Bac
         receiver.deliveries().len() == 7
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     assert_eq!(
         receiver.delivered_types_to("/schedules"),
         ["schedule.created", "schedule.updated"]
@@ -258,7 +258,7 @@ async fn a_callback_with_a_batch_size_gets_arrays_of_events_each_once(backend: B
         receiver.delivered_events().len() >= 5
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     let posts = receiver.deliveries();
     for post in &posts {
         let batch = post

@@ -45,7 +45,7 @@ async fn recover_requeues_the_failed_deliveries_of_a_time_range(backend: Backend
         json!({"recovered": 0}),
         "no failed delivery of an event in that range"
     );
-    settle().await;
+    quiet(&app).await;
     assert_eq!(deliveries_of(&app, &id, "state=failed").await.len(), 3);
     app.post(&recover, json!({"since": "yesterday"}))
         .await
@@ -176,6 +176,6 @@ async fn callbacks_are_listed_read_and_deleted_by_their_owner_only(backend: Back
 
     // Deleted: the next event goes nowhere.
     app.create_schedule().await;
-    settle().await;
+    quiet(&app).await;
     assert_eq!(receiver.deliveries().len(), 1);
 }

@@ -2,8 +2,6 @@
 //! fake receiver through `POST /api/v1/hub`, and what the receiver gets and what the management
 //! endpoints show are checked against the contract.
 
-use std::time::Duration;
-
 use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use hmac::{Hmac, Mac};
@@ -12,7 +10,9 @@ use sbm::config::ServeConfig;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::helpers::{eventually, issue_token, spawn_app, spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{
+    eventually, issue_token, quiet, spawn_app, spawn_app_with, Backend, Reply, TestApp,
+};
 use crate::receiver::{Answer, Receiver, Verify};
 
 mod delivery;
@@ -193,12 +193,6 @@ pub fn seconds_between(earlier: DateTime<Utc>, later: DateTime<Utc>) -> f64 {
 
 pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Lets the spreader and the delivery worker run whatever is due, so that "nothing more was
-/// delivered" can be asserted.
-pub async fn settle() {
-    tokio::time::sleep(Duration::from_millis(600)).await;
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {

@@ -111,7 +111,7 @@ async fn hub_requests_with_bad_fields_get_400_naming_the_field_and_write_nothing
         assert_eq!(reply.status, 400, "{fields:?}: {}", reply.text());
         field_errors(reply, field);
     }
-    settle().await;
+    quiet(&app).await;
     assert_eq!(app.count("/api/v1/callbacks/").await, 0);
     assert!(receiver.requests().is_empty(), "{:?}", receiver.requests());
 
@@ -152,7 +152,7 @@ async fn hub_requests_that_are_not_forms_or_not_authenticated_are_refused(backen
             ("hub.callback", hook.as_str()),
         ]);
     app.send(bad_token).await.expect(401);
-    settle().await;
+    quiet(&app).await;
     assert_eq!(app.count("/api/v1/callbacks/").await, 0);
     assert!(receiver.requests().is_empty());
 }
@@ -175,7 +175,7 @@ async fn loopback_and_private_callbacks_are_refused_unless_their_network_is_allo
         assert_eq!(reply.status, 400, "{callback}: {}", reply.text());
         field_errors(reply, "hub.callback");
     }
-    settle().await;
+    quiet(&app).await;
     assert_eq!(app.count("/api/v1/callbacks/").await, 0);
     assert!(receiver.requests().is_empty(), "sbm never called it");
 }

@@ -170,7 +170,7 @@ async fn subscribing_again_renews_the_one_subscription(backend: Backend) {
         receiver.deliveries().len() == 1
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     let deliveries = receiver.deliveries();
     assert_eq!(deliveries.len(), 1);
     let d = &deliveries[0];
@@ -199,7 +199,7 @@ async fn a_renewal_that_fails_verification_leaves_the_subscription_active(backen
         receiver.verifications().len() == 2
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     let after = find_callback(&app, "schedule.*", &hook).await.unwrap();
     assert_eq!(after["state"], "active");
     assert_eq!(
@@ -236,7 +236,7 @@ async fn denied_and_told(backend: Backend, verify: Verify) {
     assert!(denial.param("hub.reason").is_some(), "{:?}", denial.query);
 
     app.create_schedule().await;
-    settle().await;
+    quiet(&app).await;
     assert!(
         receiver.deliveries().is_empty(),
         "a denied callback gets no events"
@@ -276,7 +276,7 @@ async fn a_callback_whose_lease_ended_gets_nothing_and_is_expired(backend: Backe
         callback_state(&app, &id).await == "expired"
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     assert!(
         receiver.deliveries().is_empty(),
         "no event after the lease ended"
@@ -318,7 +318,7 @@ async fn an_unsubscribe_is_verified_and_stops_deliveries(backend: Backend) {
     assert_eq!(callback["state"], "unsubscribed");
 
     app.create_schedule().await;
-    settle().await;
+    quiet(&app).await;
     assert_eq!(
         receiver.deliveries().len(),
         1,

@@ -3,14 +3,15 @@
 //! fake receiver in each format, with the integration errors a refused push leaves behind.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use reqwest::Method;
 use sbm::store::Db;
 use serde_json::{json, Value};
 
-use crate::helpers::{eventually, issue_token, spawn_app, spawn_app_with, Backend, Reply, TestApp};
+use crate::helpers::{
+    eventually, issue_token, quiet, spawn_app, spawn_app_with, Backend, Reply, TestApp,
+};
 use crate::hub::time;
 use crate::receiver::{Received, Receiver};
 
@@ -327,10 +328,23 @@ async fn wait_for_error(app: &TestApp, group: &str) -> Vec<Value> {
     group_errors(app, group, "").await
 }
 
-/// A short pause to let anything that should *not* happen show up (jobs are polled every 10 ms
-/// and retried within 50 ms by the test worker).
-async fn settle() {
-    tokio::time::sleep(Duration::from_millis(400)).await;
+/// Waits until no message of the group is held by a batch any more, by the lease ends the
+/// server recorded.
+async fn leases_end(app: &TestApp, group: &str) {
+    const HELD: &str = "select leased_until from integration_message \
+        where group_name = $1 and leased_until is not null";
+    let held: Vec<DateTime<Utc>> = match &app.db {
+        Db::Postgres(pool) => sqlx::query_scalar(HELD).bind(group).fetch_all(pool).await,
+        Db::Sqlite(pool) => sqlx::query_scalar(HELD).bind(group).fetch_all(pool).await,
+    }
+    .expect("lease ends");
+    let Some(end) = held.into_iter().max() else {
+        return;
+    };
+    eventually(&format!("the leases of {group} end"), || async {
+        sbm::store::now() > end
+    })
+    .await;
 }
 
 /// The messages of a `json` push.

@@ -110,7 +110,7 @@ async fn a_batch_never_marked_comes_back_after_its_lease(backend: Backend) {
         "leased messages are still waiting"
     );
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    leases_end(&app, "records").await;
     let again = fetch(&app, "records", None).await;
     assert_eq!(batch_ids(&again), ids, "the same messages come back");
     assert_ne!(token_of(&again), token_of(&crashed));
@@ -145,7 +145,7 @@ async fn a_late_mark_still_marks_its_batch(backend: Backend) {
     let ids = add_messages(&app, "records", 2).await;
     let batch = fetch(&app, "records", None).await;
     assert_eq!(batch_ids(&batch), ids);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    leases_end(&app, "records").await;
     assert_eq!(
         counts(&mark(&app, "records", &token_of(&batch)).await),
         (2, 0)
