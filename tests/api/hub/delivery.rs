@@ -238,8 +238,7 @@ async fn a_callback_with_a_batch_size_gets_arrays_of_events_each_once(backend: B
         return;
     };
     let receiver = Receiver::start().await;
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     let patched = app
         .patch(
             &format!("/api/v1/callbacks/{id}/"),

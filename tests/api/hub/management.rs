@@ -25,8 +25,7 @@ async fn recover_requeues_the_failed_deliveries_of_a_time_range(backend: Backend
     };
     let receiver = Receiver::start().await;
     receiver.always(500);
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     let before = Utc::now() - chrono::Duration::seconds(1);
     for _ in 0..3 {
         app.create_schedule().await;

@@ -83,6 +83,13 @@ pub async fn subscribe_active(
     callback_in_state(app, topic, callback, "active").await
 }
 
+/// Subscribes `receiver`'s `/hook` to `schedule.*`, waits until it is active, and returns the
+/// callback's id as it goes in a path.
+pub async fn hook_schedules(app: &TestApp, receiver: &Receiver) -> String {
+    let callback = subscribe_active(app, "schedule.*", &receiver.url("/hook"), &[]).await;
+    plain(&callback["id"])
+}
+
 /// Where a callback delivers to, as the management API shows it.
 pub fn url_of(callback: &Value) -> &str {
     callback["callback"].as_str().unwrap_or_default()

@@ -27,8 +27,7 @@ async fn a_failing_delivery_is_retried_until_it_succeeds_and_every_attempt_is_lo
         Answer::status(500).body("first failure"),
         Answer::status(500).body("second failure"),
     ]);
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     app.create_schedule().await;
     let delivery = only_delivery_in_state(&app, &id, "succeeded").await;
     let log = attempt_log(&delivery);
@@ -71,8 +70,7 @@ async fn a_delivery_that_fails_every_attempt_is_failed_and_can_be_retried_by_han
     };
     let receiver = Receiver::start().await;
     receiver.always(500);
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     app.create_schedule().await;
     let failed = only_delivery_in_state(&app, &id, "failed").await;
     let log = attempt_log(&failed);
@@ -137,8 +135,7 @@ async fn retries_wait_as_the_schedule_says(backend: Backend) {
     };
     let receiver = Receiver::start().await;
     receiver.always(500);
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     app.create_schedule().await;
     let failed = only_delivery_in_state(&app, &id, "failed").await;
     let log = attempt_log(&failed);
@@ -171,8 +168,7 @@ async fn a_redirect_is_a_failure_and_is_not_followed(backend: Backend) {
     let receiver = Receiver::start().await;
     let elsewhere = receiver.url("/elsewhere");
     receiver.answer_by_default(Answer::status(307).header("location", &elsewhere));
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     app.create_schedule().await;
     let failed = only_delivery_in_state(&app, &id, "failed").await;
     assert!(
@@ -190,8 +186,7 @@ async fn a_410_ends_the_subscription_without_retries(backend: Backend) {
     };
     let receiver = Receiver::start().await;
     receiver.script_statuses(&[410]);
-    let callback = subscribe_active(&app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(&app, &receiver).await;
     app.create_schedule().await;
     eventually("the callback is gone", || async {
         callback_state(&app, &id).await == "gone"
@@ -215,8 +210,7 @@ async fn a_410_ends_the_subscription_without_retries(backend: Backend) {
 async fn gap_after(app: &TestApp, first: Answer) -> (f64, f64) {
     let receiver = Receiver::start().await;
     receiver.script([first]);
-    let callback = subscribe_active(app, "schedule.*", &receiver.url("/hook"), &[]).await;
-    let id = plain(&callback["id"]);
+    let id = hook_schedules(app, &receiver).await;
     app.create_schedule().await;
     let done = only_delivery_in_state(app, &id, "succeeded").await;
     let log = attempt_log(&done);

@@ -59,6 +59,13 @@ fn send_group(name: &str, target_url: &str) -> Value {
     json!({"name": name, "method": "send", "title": format!("Send group {name}"), "target_url": target_url})
 }
 
+/// A receiver, and a send group `name` that pushes to it (at `/dw`) with the fields of `extra`.
+async fn send_group_to(app: &TestApp, name: &str, extra: Value) -> Receiver {
+    let receiver = Receiver::start().await;
+    create_group(app, merged(send_group(name, &receiver.url("/dw")), extra)).await;
+    receiver
+}
+
 async fn create_group(app: &TestApp, body: Value) -> Value {
     app.post(GROUPS, body).await.expect(201).json()
 }

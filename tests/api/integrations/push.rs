@@ -20,12 +20,12 @@ async fn a_push_delivers_every_waiting_message_once_in_batches(backend: Backend)
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let receiver = Receiver::start().await;
-    let body = merged(
-        send_group("warehouse", &receiver.url("/dw")),
+    let receiver = send_group_to(
+        &app,
+        "warehouse",
         json!({"auth_header": "Bearer s3cret", "max_batch_size": 2}),
-    );
-    create_group(&app, body).await;
+    )
+    .await;
     let ids = add_messages(&app, "warehouse", 5).await;
     assert!(receiver.deliveries().is_empty(), "nothing before a push");
 
@@ -123,13 +123,8 @@ async fn a_failed_push_records_an_error_and_the_next_push_delivers_each_message_
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let receiver = Receiver::start().await;
+    let receiver = send_group_to(&app, "warehouse", json!({"max_batch_size": 2})).await;
     receiver.script_statuses(&[500]);
-    let body = merged(
-        send_group("warehouse", &receiver.url("/dw")),
-        json!({"max_batch_size": 2}),
-    );
-    create_group(&app, body).await;
     let ids = add_messages(&app, "warehouse", 3).await;
     let before = Utc::now() - chrono::Duration::seconds(1);
 
@@ -244,12 +239,7 @@ async fn without_skip_empty_an_empty_batch_is_sent(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let receiver = Receiver::start().await;
-    let body = merged(
-        send_group("warehouse", &receiver.url("/dw")),
-        json!({"skip_empty": false}),
-    );
-    create_group(&app, body).await;
+    let receiver = send_group_to(&app, "warehouse", json!({"skip_empty": false})).await;
     push_now(&app, "warehouse").await;
     eventually("the empty batch arrives", || async {
         !receiver.deliveries().is_empty()
@@ -380,13 +370,8 @@ async fn an_unconfirmed_push_is_sent_again_as_the_same_batch_with_the_same_key(b
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    let receiver = Receiver::start().await;
+    let receiver = send_group_to(&app, "warehouse", json!({"max_batch_size": 3})).await;
     receiver.script_statuses(&[500]);
-    let body = merged(
-        send_group("warehouse", &receiver.url("/dw")),
-        json!({"max_batch_size": 3}),
-    );
-    create_group(&app, body).await;
     let first = add_messages(&app, "warehouse", 2).await;
     push_now(&app, "warehouse").await;
     wait_for_error(&app, "warehouse").await;
