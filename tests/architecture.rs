@@ -832,3 +832,16 @@ fn files_of_a_module_may_import_their_parent_but_not_each_other_in_a_cycle() {
         ]
     );
 }
+
+/// The top-level module graph as the rules see it, one line per module.
+#[test]
+#[ignore = "a diagnostic: cargo test --test architecture -- --ignored --nocapture"]
+fn prints_the_module_graph() {
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (_, from, _, to) in cross_module_imports(&read_src()) {
+        edges.entry(from).or_default().insert(to);
+    }
+    for (a, b) in edges {
+        println!("{a} -> {}", b.into_iter().collect::<Vec<_>>().join(" "));
+    }
+}
