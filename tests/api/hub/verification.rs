@@ -265,10 +265,7 @@ async fn a_callback_whose_lease_ended_gets_nothing_and_is_expired(backend: Backe
         Some("1")
     );
     let expires = time(&callback["lease_expires_at"]);
-    let wait = expires - Utc::now() + chrono::Duration::milliseconds(300);
-    if let Ok(wait) = wait.to_std() {
-        tokio::time::sleep(wait).await;
-    }
+    eventually("the lease has ended", || async { Utc::now() > expires }).await;
 
     app.create_schedule().await;
     let id = plain(&callback["id"]);
