@@ -129,16 +129,9 @@ fn strip_comments_and_literals(src: &str) -> String {
             }
             blank(&mut out, i, j);
             i = j;
-        } else if !prev_ident && (s[i] == b'r' || s[i..].starts_with(b"br")) && {
-            let k = if s[i] == b'r' { i + 1 } else { i + 2 };
-            let hashes = s[k..].iter().take_while(|&&b| b == b'#').count();
-            s.get(k + hashes) == Some(&b'"')
-        } {
-            let k = if s[i] == b'r' { i + 1 } else { i + 2 };
-            let hashes = s[k..].iter().take_while(|&&b| b == b'#').count();
+        } else if let Some((body, hashes)) = raw_string_at(s, i).filter(|_| !prev_ident) {
             let mut close = vec![b'"'];
             close.extend(std::iter::repeat_n(b'#', hashes));
-            let body = k + hashes + 1;
             let end = s[body..]
                 .windows(close.len())
                 .position(|w| w == close.as_slice())
@@ -175,6 +168,17 @@ fn strip_comments_and_literals(src: &str) -> String {
         }
     }
     String::from_utf8(out).expect("only ASCII bytes were replaced, whole characters at a time")
+}
+
+/// At `r"`, `r#"`, `br"`…: where the raw string's body starts and how many `#` close it.
+fn raw_string_at(s: &[u8], i: usize) -> Option<(usize, usize)> {
+    let k = match s[i] {
+        b'r' => i + 1,
+        b'b' if s.get(i + 1) == Some(&b'r') => i + 2,
+        _ => return None,
+    };
+    let hashes = s[k..].iter().take_while(|&&b| b == b'#').count();
+    (s.get(k + hashes) == Some(&b'"')).then_some((k + hashes + 1, hashes))
 }
 
 /// Blanks every item under `#[cfg(test)]`; returns the code and the names of `#[cfg(test)] mod
@@ -720,7 +724,8 @@ fn paths_are_read_from_use_trees_expressions_and_relative_paths() {
          use self::inner::*;\n\
          mod inner;\n\
          // crate::http::ignored in a comment\n\
-         fn f<'a>(x: &'a str) { let _ = \"crate::http::in_a_string\"; let _ = 'c';\n\
+         fn f<'a>(x: &'a str) { let _ = \"crate::http::in_a_string\"; let _ = ('c', '\\'');\n\
+         let _ = r#\"crate::http::raw \"quoted\"\"#; let _ = br\"crate::cli\";\n\
          crate::effects::apply::<u8>(x); super::super::events::record(); inner::go(); }\n",
     )]);
     assert_eq!(
@@ -737,7 +742,7 @@ fn paths_are_read_from_use_trees_expressions_and_relative_paths() {
         ]
     );
     let lines: Vec<usize> = imports(&files[0]).iter().map(|i| i.line).collect();
-    assert_eq!(lines, [1, 1, 1, 2, 3, 7, 7, 7]);
+    assert_eq!(lines, [1, 1, 1, 2, 3, 8, 8, 8]);
 }
 
 #[test]
