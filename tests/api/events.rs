@@ -6,8 +6,9 @@ use std::collections::HashSet;
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::helpers::quiet;
 use crate::helpers::{eventually, spawn_app, spawn_app_with, use_peers, Backend, TestApp};
-use crate::hub::{plain, settle, time};
+use crate::hub::{plain, time};
 use crate::on_both_backends;
 use crate::peers::FakePeers;
 use crate::receiver::{Answer, Receiver};
@@ -407,7 +408,7 @@ impl Sending {
                 .is_empty()
         })
         .await;
-        settle().await;
+        quiet(&self.app).await;
         let list = events(&self.app, &format!("type={event_type}")).await;
         assert_eq!(list.len(), 1, "{list:?}");
         list[0].clone()

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use crate::helpers::quiet;
 use crate::helpers::{eventually, issue_token, nested, serve_config, Backend, TestApp};
-use crate::hub::{callback_in_state, hub_as, settle, spawn_hub_app, subscribe_active};
+use crate::hub::{callback_in_state, hub_as, spawn_hub_app, subscribe_active};
 use crate::on_both_backends;
 use crate::receiver::Receiver;
 
@@ -248,6 +249,6 @@ async fn a_websub_subscription_belongs_to_the_user_who_made_it(backend: Backend)
         own_callbacks(&app, &bob).await[0]["state"] == "unsubscribed"
     })
     .await;
-    settle().await;
+    quiet(&app).await;
     assert_eq!(own_callbacks(&app, &alice).await[0]["state"], "active");
 }

@@ -263,6 +263,41 @@ where
     panic!("timed out waiting until {what}");
 }
 
+/// Work the server has to do now, counted in one snapshot of the database: jobs running or
+/// due, events not yet spread to callbacks, deliveries under way or due to an active callback.
+const BUSY: &str = "select \
+    (select count(*) from job where state = 'running' or (state = 'pending' and run_at <= $1)) \
+    + (select count(*) from event where spread_at is null) \
+    + (select count(*) from delivery d join callback c on c.id = d.callback_id \
+       where d.state = 'running' \
+          or (d.state = 'pending' and d.next_attempt_at <= $2 and c.state = 'active'))";
+
+/// Waits (up to 15 s) until the worker and the delivery loop are idle: nothing is running and
+/// nothing is due within the next second. After this, "nothing more happened" can be asserted
+/// (whatever the server was going to do about the changes so far is done) without guessing
+/// how long that takes.
+pub async fn quiet(app: &TestApp) {
+    eventually("the worker is idle", || async {
+        let horizon = sbm::store::now() + chrono::Duration::seconds(1);
+        let busy: i64 = match &app.db {
+            Db::Postgres(pool) => sqlx::query_scalar(BUSY)
+                .bind(horizon)
+                .bind(horizon)
+                .fetch_one(pool)
+                .await
+                .expect("count work"),
+            Db::Sqlite(pool) => sqlx::query_scalar(BUSY)
+                .bind(horizon)
+                .bind(horizon)
+                .fetch_one(pool)
+                .await
+                .expect("count work"),
+        };
+        busy == 0
+    })
+    .await;
+}
+
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_app_with(backend, |_| {}).await
 }

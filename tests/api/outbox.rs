@@ -107,7 +107,7 @@ async fn rerunning_the_spreader_sends_no_event_twice(backend: Backend) {
         drop(conn);
         sbm::callbacks::delivery::spread(&app.db).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    crate::helpers::quiet(&app).await;
     assert_eq!(receiver.delivered_events().len(), 2);
     for c in [&callback, &schedules] {
         let deliveries = deliveries_of(&app, c["id"].as_str().unwrap(), "").await;

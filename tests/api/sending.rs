@@ -123,9 +123,9 @@ impl World {
             .json()
     }
 
-    /// Lets the worker run whatever is due, so that "nothing more happened" can be asserted.
+    /// Waits until the worker is idle, so that "nothing more happened" can be asserted.
     pub async fn settle(&self) {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        crate::helpers::quiet(&self.app).await;
     }
 }
 
@@ -625,7 +625,10 @@ async fn a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease(back
         w.peers.outbounds().is_empty(),
         "the job is not taken while the lease holds"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    eventually("the dead worker's lease has run out", || async {
+        sbm::store::now() > lease_end
+    })
+    .await;
     worker.drain().await.unwrap();
     assert_eq!(w.peers.outbounds().len(), 1);
     assert_eq!(w.subscription(&id).await["next_sequence_number"], 2);
