@@ -23,9 +23,9 @@ use crate::content::media::MediaStore;
 use crate::effects::Effects;
 use crate::go_metrics::GoMetricsClient;
 use crate::http::{self, links, AppState, HttpSettings};
-use crate::jobs::worker::JobContext;
 use crate::jobs::JobSettings;
 use crate::peers::Peers;
+use crate::runtime::JobContext;
 use crate::store::Db;
 
 /// A bound, ready-to-run service.
@@ -180,7 +180,7 @@ impl App {
         let service = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let worker = self
             .jobs
-            .map(|ctx| tokio::spawn(crate::jobs::run_background(ctx, shutdown.clone())));
+            .map(|ctx| tokio::spawn(crate::runtime::run_background(ctx, shutdown.clone())));
         let http_shutdown = shutdown.clone();
         axum::serve(
             self.listener,
