@@ -319,6 +319,14 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
         .body(body)
         .send()
         .await;
+    read_answer(&mut posted, result).await;
+    posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    metrics::histogram!("sbm_delivery_duration_seconds").record(started.elapsed().as_secs_f64());
+    posted
+}
+
+/// Notes the receiver's answer (or why there was none) in `posted`.
+async fn read_answer(posted: &mut Posted, result: reqwest::Result<reqwest::Response>) {
     match result {
         Ok(response) => {
             let status = response.status();
@@ -344,9 +352,6 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
             });
         }
     }
-    posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    metrics::histogram!("sbm_delivery_duration_seconds").record(started.elapsed().as_secs_f64());
-    posted
 }
 
 fn truncate(mut text: String, max: usize) -> String {
@@ -360,28 +365,69 @@ fn truncate(mut text: String, max: usize) -> String {
     text
 }
 
+/// Per callback of a pass: whether any POST succeeded, whether any failed, whether it is gone.
+#[derive(Default)]
+struct CallbackOutcome {
+    succeeded: bool,
+    failed: bool,
+    gone: bool,
+}
+
 /// Writes the attempts and moves deliveries and callbacks on, in one transaction.
 async fn record(
     ctx: &Delivery<'_>,
     worker: &str,
     posts: Vec<Posted>,
 ) -> Result<(), crate::domain::Error> {
-    let settings = &ctx.hub.settings;
     let now = store::now();
+    let (outcomes, callbacks) = attempt_outcomes(&ctx.hub.settings, &posts, now);
+    let mut tx = ctx.db.begin().await?;
+    sql::record_attempts(tx.conn(), worker, &outcomes, now).await?;
+    for (callback_id, outcome) in callbacks {
+        if outcome.gone {
+            sql::set_callback_state(
+                tx.conn(),
+                callback_id,
+                "gone",
+                Some("the callback answered 410 Gone"),
+                now,
+            )
+            .await?;
+            tracing::info!(callback = %callback_id, "callback answered 410; subscription ended");
+        } else if outcome.succeeded {
+            sql::clear_failing(tx.conn(), callback_id).await?;
+        } else if outcome.failed {
+            let since = sql::note_failing(tx.conn(), callback_id, now).await?;
+            let failing_for = since.map(|since| (now - since).to_std().unwrap_or_default());
+            if failing_for.is_some_and(|d| d >= ctx.hub.settings.disable_after) {
+                disable(&mut tx, ctx, callback_id, now).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Each delivery's attempt (and its next state under the retry schedule), and what the pass
+/// came to per callback.
+fn attempt_outcomes(
+    settings: &super::CallbackSettings,
+    posts: &[Posted],
+    now: DateTime<Utc>,
+) -> (Vec<AttemptOutcome>, HashMap<Uuid, CallbackOutcome>) {
     let mut outcomes = Vec::new();
-    // Per callback: whether any POST succeeded, whether any failed, whether it is gone.
-    let mut callbacks: HashMap<Uuid, (bool, bool, bool)> = HashMap::new();
+    let mut callbacks: HashMap<Uuid, CallbackOutcome> = HashMap::new();
     let mut rng = rand::rngs::StdRng::from_entropy();
-    for posted in &posts {
+    for posted in posts {
         let entry = callbacks.entry(posted.callback_id).or_default();
         let outcome = if posted.succeeded() {
-            entry.0 = true;
+            entry.succeeded = true;
             ("succeeded", None)
         } else if posted.gone() {
-            entry.2 = true;
+            entry.gone = true;
             ("failed", None)
         } else {
-            entry.1 = true;
+            entry.failed = true;
             let attempts = posted.deliveries.iter().map(|d| d.1).max().unwrap_or(1);
             match settings
                 .retry
@@ -406,31 +452,7 @@ async fn record(
         metrics::counter!("sbm_delivery_attempts_total", "outcome" => outcome.0)
             .increment(posted.deliveries.len() as u64);
     }
-    let mut tx = ctx.db.begin().await?;
-    sql::record_attempts(tx.conn(), worker, &outcomes, now).await?;
-    for (callback_id, (succeeded, failed, gone)) in callbacks {
-        if gone {
-            sql::set_callback_state(
-                tx.conn(),
-                callback_id,
-                "gone",
-                Some("the callback answered 410 Gone"),
-                now,
-            )
-            .await?;
-            tracing::info!(callback = %callback_id, "callback answered 410; subscription ended");
-        } else if succeeded {
-            sql::clear_failing(tx.conn(), callback_id).await?;
-        } else if failed {
-            let since = sql::note_failing(tx.conn(), callback_id, now).await?;
-            let failing_for = since.map(|since| (now - since).to_std().unwrap_or_default());
-            if failing_for.is_some_and(|d| d >= settings.disable_after) {
-                disable(&mut tx, ctx, callback_id, now).await?;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+    (outcomes, callbacks)
 }
 
 async fn disable(

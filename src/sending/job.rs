@@ -48,13 +48,9 @@ pub async fn send(
     resend: bool,
     prefetched: Option<Subscription>,
 ) -> Outcome {
-    let send_id = claim.row.task_id;
     let subscription = match prefetched {
         Some(subscription) => Some(subscription),
-        None => {
-            let mut conn = ctx.db.acquire().await?;
-            sql::get_subscription(conn.conn(), subscription_id).await?
-        }
+        None => read_subscription(ctx.db, subscription_id).await?,
     };
     let Some(subscription) = subscription.filter(|s| resend || s.is_live()) else {
         // Deleted, deactivated or completed since the send was asked for: nothing to send.
@@ -68,6 +64,19 @@ pub async fn send(
     if super::quiet_hours::defer_outside_window(ctx, claim, &subscription, &set).await? {
         return Ok(());
     }
+    send_message(ctx, claim, subscription, set, resend).await
+}
+
+/// Sends the subscription's message (the next, or its current one again for a resend) and
+/// hands the accepted send to the committer.
+async fn send_message(
+    ctx: &SendDeps<'_>,
+    claim: &Claim<'_>,
+    subscription: Subscription,
+    set: std::sync::Arc<MessageSet>,
+    resend: bool,
+) -> Outcome {
+    let send_id = claim.row.task_id;
     let sequence_number = if resend {
         resend_sequence_number(&subscription)
     } else {
@@ -95,16 +104,10 @@ pub async fn send(
     let outbound_id = post_outbound(ctx, &outbound).await?;
     tracing::debug!(subscription = %subscription.id, sequence_number, %send_id, %outbound_id, "message sent");
     let prepend_used = prepend.is_some();
-    let last = ctx
-        .content
-        .last_sequence_number(ctx.db, set.id, &subscription.lang)
-        .await?;
-    let sent = (!resend).then(|| Sent {
-        before: subscription.clone(),
-        sequence_number,
-        prepend_used,
-        last,
-    });
+    let sent = match resend {
+        true => None,
+        false => Some(sent_of(ctx, &set, &subscription, sequence_number, prepend_used).await?),
+    };
     let completion = Completion {
         job_id: claim.row.id,
         worker: claim.worker.to_string(),
@@ -116,6 +119,31 @@ pub async fn send(
         send_id,
     };
     ctx.completer.complete(completion).await
+}
+
+async fn read_subscription(db: &Db, id: Uuid) -> Result<Option<Subscription>, Failure> {
+    let mut conn = db.acquire().await?;
+    Ok(sql::get_subscription(conn.conn(), id).await?)
+}
+
+/// What the accepted send moves the subscription on by.
+async fn sent_of(
+    ctx: &SendDeps<'_>,
+    set: &MessageSet,
+    subscription: &Subscription,
+    sequence_number: i32,
+    prepend_used: bool,
+) -> Result<Sent, Failure> {
+    let last = ctx
+        .content
+        .last_sequence_number(ctx.db, set.id, &subscription.lang)
+        .await?;
+    Ok(Sent {
+        before: subscription.clone(),
+        sequence_number,
+        prepend_used,
+        last,
+    })
 }
 
 /// The message to send and the URL of its media, if it has any.
