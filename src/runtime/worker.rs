@@ -210,7 +210,10 @@ async fn execute(
         "job",
         id = claim.row.id,
         kind = job.kind(),
-        attempt = claim.row.attempts
+        attempt = claim.row.attempts,
+        // For a send, its send id: the id the Message Sender sees, the same on every retry.
+        task_id = %claim.row.task_id,
+        subscription = tracing::field::debug(claim.row.subscription_id),
     );
     // Instrumented, not entered: an entered span held across an await stays entered on the
     // thread while other jobs run there, and their log lines carried every job's span.
