@@ -22,9 +22,9 @@ use crate::content::media::MediaStore;
 use crate::effects::Effects;
 use crate::go_metrics::GoMetricsClient;
 use crate::http::{self, links, AppState, HttpSettings};
-use crate::jobs::worker::JobContext;
 use crate::jobs::JobSettings;
 use crate::peers::Peers;
+use crate::runtime::JobContext;
 use crate::store::Db;
 
 /// A bound, ready-to-run service.
@@ -182,7 +182,7 @@ impl App {
         let service = NormalizePathLayer::trim_trailing_slash().layer(self.router);
         let worker = self
             .jobs
-            .map(|ctx| tokio::spawn(crate::jobs::run_background(ctx, shutdown.clone())));
+            .map(|ctx| tokio::spawn(crate::runtime::run_background(ctx, shutdown.clone())));
         http::server::serve(
             self.listener,
             service,

@@ -301,7 +301,7 @@ async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::R
         tracing::info!("shutting down");
         trigger.cancel();
     });
-    crate::jobs::run_background(std::sync::Arc::new(ctx), shutdown).await;
+    crate::runtime::run_background(std::sync::Arc::new(ctx), shutdown).await;
     db.close().await;
     Ok(())
 }

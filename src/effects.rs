@@ -86,6 +86,10 @@ pub enum Change<'a> {
         callback: &'a CallbackRow,
         reason: &'a str,
     },
+    /// A `send` integration group's push came due (and this process moved it on): push it.
+    PushDue {
+        group: &'a str,
+    },
 }
 
 fn stops_sending(before: &Subscription, after: &Subscription) -> bool {
@@ -146,6 +150,9 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
         | Change::MessageSent { .. }
         | Change::SendFailed { .. }
         | Change::CallbackDisabled { .. } => Vec::new(),
+        Change::PushDue { group } => vec![Job::PushIntegration {
+            group: group.to_string(),
+        }],
     }
 }
 
@@ -315,6 +322,7 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
                 "reason": reason,
             }),
         )],
+        Change::PushDue { .. } => Vec::new(),
     }
 }
 

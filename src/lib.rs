@@ -33,10 +33,12 @@ pub mod http;
 pub mod importer;
 /// Integration messages: batches for external systems, by poll or push.
 pub mod integrations;
-/// Durable jobs and the worker that runs them.
+/// Durable jobs: their kinds, enqueueing, failed jobs and what a job body returns.
 pub mod jobs;
 /// Clients for the peer services.
 pub mod peers;
+/// The worker process: the job worker and the periodic loops.
+pub mod runtime;
 /// The built-in scheduler: cron evaluation and ticks.
 pub mod scheduling;
 /// Secrets at rest: sealing callback secrets and integration auth headers.

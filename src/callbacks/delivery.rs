@@ -15,14 +15,12 @@ use rand::SeedableRng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LINK, RETRY_AFTER};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::signing;
-use crate::effects::{follow, Change};
+use crate::effects::{follow, Change, Effects};
 use crate::events;
 use crate::jobs::after;
-use crate::jobs::worker::JobContext;
 use crate::store::events::{self as sql, AttemptOutcome, DeliveryWork};
 use crate::store::{self, Db};
 
@@ -32,44 +30,14 @@ const SPREAD_BATCH: i64 = 1000;
 const CLAIM: usize = 4096;
 /// Bytes of a receiver's answer kept in the log.
 const RESPONSE_LOG_BYTES: usize = 2000;
-/// Deliveries written between two refreshes of the queue tables' planner statistics.
-const ANALYZE_EVERY: u64 = 50_000;
 
-/// Runs passes until `shutdown`, resting `poll` whenever there was nothing to do.
-pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
-    let worker = format!("deliver-{}-{}", std::process::id(), Uuid::new_v4().simple());
-    let mut last_sweep = Instant::now() - Duration::from_secs(3600);
-    let mut written_since_analyze = 0;
-    while !shutdown.is_cancelled() {
-        if last_sweep.elapsed() >= Duration::from_secs(1) {
-            last_sweep = Instant::now();
-            if let Err(err) = sweep(&ctx.db).await {
-                tracing::warn!(error = %err, "sweeping callback leases failed");
-            }
-        }
-        let busy = match pass(&ctx, &worker).await {
-            Ok(done) => {
-                written_since_analyze += done.deliveries_written;
-                if written_since_analyze >= ANALYZE_EVERY {
-                    written_since_analyze = 0;
-                    if let Err(err) = refresh_statistics(&ctx.db).await {
-                        tracing::warn!(error = %err, "analysing the delivery tables failed");
-                    }
-                }
-                done.work > 0
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "delivery pass failed; trying again");
-                false
-            }
-        };
-        if !busy {
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(ctx.poll) => {}
-            }
-        }
-    }
+/// What deliveries need: the database, the hub's settings and guarded client, the
+/// consequences of a disabled callback, and this service's origin (for the links).
+pub struct Delivery<'a> {
+    pub db: &'a Db,
+    pub hub: &'a Arc<super::Hub>,
+    pub effects: &'a Effects,
+    pub public_origin: &'a str,
 }
 
 /// Marks active callbacks whose lease ended `expired`.
@@ -86,7 +54,7 @@ pub async fn sweep(db: &Db) -> store::Result<()> {
 /// Keeps the planner's picture of the queue tables close to their size, where autovacuum does
 /// not (it may be off, or behind a million rows that came and went): with statistics of an
 /// empty table it chose full index scans for primary-key lookups.
-async fn refresh_statistics(db: &Db) -> store::Result<()> {
+pub async fn refresh_statistics(db: &Db) -> store::Result<()> {
     let mut conn = db.acquire().await?;
     sql::refresh_statistics(conn.conn()).await
 }
@@ -118,7 +86,7 @@ pub struct PassDone {
 }
 
 /// One pass: spread, then claim and make one round of deliveries.
-pub async fn pass(ctx: &JobContext, worker: &str) -> Result<PassDone, crate::domain::Error> {
+pub async fn pass(ctx: &Delivery<'_>, worker: &str) -> Result<PassDone, crate::domain::Error> {
     if ctx.db.backend() == store::Backend::Sqlite {
         let mut conn = ctx.db.acquire().await?;
         if !sql::any_delivery_work(conn.conn(), store::now()).await? {
@@ -128,7 +96,7 @@ pub async fn pass(ctx: &JobContext, worker: &str) -> Result<PassDone, crate::dom
             });
         }
     }
-    let (spread, deliveries_written) = spread(&ctx.db).await?;
+    let (spread, deliveries_written) = spread(ctx.db).await?;
     let spread = spread as usize;
     let settings = &ctx.hub.settings;
     // Longer than any POST may take, so that only a dead worker's deliveries are taken over.
@@ -183,7 +151,7 @@ impl Posted {
     }
 }
 
-async fn deliver_all(ctx: &JobContext, claimed: Vec<DeliveryWork>) -> Vec<Posted> {
+async fn deliver_all(ctx: &Delivery<'_>, claimed: Vec<DeliveryWork>) -> Vec<Posted> {
     let mut by_callback: Vec<Vec<DeliveryWork>> = Vec::new();
     for work in claimed {
         match by_callback.last_mut() {
@@ -201,7 +169,7 @@ async fn deliver_all(ctx: &JobContext, claimed: Vec<DeliveryWork>) -> Vec<Posted
             let chunk: Vec<DeliveryWork> = group.by_ref().take(size).collect();
             let permit = permits.clone().acquire_owned().await.expect("never closed");
             let hub = ctx.hub.clone();
-            let origin = ctx.public_origin.clone();
+            let origin = ctx.public_origin.to_string();
             posts.spawn(async move {
                 let posted = post(&hub, &origin, chunk, batched).await;
                 drop(permit);
@@ -351,6 +319,14 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
         .body(body)
         .send()
         .await;
+    read_answer(&mut posted, result).await;
+    posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
+    metrics::histogram!("sbm_delivery_duration_seconds").record(started.elapsed().as_secs_f64());
+    posted
+}
+
+/// Notes the receiver's answer (or why there was none) in `posted`.
+async fn read_answer(posted: &mut Posted, result: reqwest::Result<reqwest::Response>) {
     match result {
         Ok(response) => {
             let status = response.status();
@@ -376,9 +352,6 @@ async fn post(hub: &super::Hub, origin: &str, chunk: Vec<DeliveryWork>, batched:
             });
         }
     }
-    posted.duration_ms = started.elapsed().as_millis().min(i32::MAX as u128) as i32;
-    metrics::histogram!("sbm_delivery_duration_seconds").record(started.elapsed().as_secs_f64());
-    posted
 }
 
 fn truncate(mut text: String, max: usize) -> String {
@@ -392,28 +365,69 @@ fn truncate(mut text: String, max: usize) -> String {
     text
 }
 
+/// Per callback of a pass: whether any POST succeeded, whether any failed, whether it is gone.
+#[derive(Default)]
+struct CallbackOutcome {
+    succeeded: bool,
+    failed: bool,
+    gone: bool,
+}
+
 /// Writes the attempts and moves deliveries and callbacks on, in one transaction.
 async fn record(
-    ctx: &JobContext,
+    ctx: &Delivery<'_>,
     worker: &str,
     posts: Vec<Posted>,
 ) -> Result<(), crate::domain::Error> {
-    let settings = &ctx.hub.settings;
     let now = store::now();
+    let (outcomes, callbacks) = attempt_outcomes(&ctx.hub.settings, &posts, now);
+    let mut tx = ctx.db.begin().await?;
+    sql::record_attempts(tx.conn(), worker, &outcomes, now).await?;
+    for (callback_id, outcome) in callbacks {
+        if outcome.gone {
+            sql::set_callback_state(
+                tx.conn(),
+                callback_id,
+                "gone",
+                Some("the callback answered 410 Gone"),
+                now,
+            )
+            .await?;
+            tracing::info!(callback = %callback_id, "callback answered 410; subscription ended");
+        } else if outcome.succeeded {
+            sql::clear_failing(tx.conn(), callback_id).await?;
+        } else if outcome.failed {
+            let since = sql::note_failing(tx.conn(), callback_id, now).await?;
+            let failing_for = since.map(|since| (now - since).to_std().unwrap_or_default());
+            if failing_for.is_some_and(|d| d >= ctx.hub.settings.disable_after) {
+                disable(&mut tx, ctx, callback_id, now).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Each delivery's attempt (and its next state under the retry schedule), and what the pass
+/// came to per callback.
+fn attempt_outcomes(
+    settings: &super::CallbackSettings,
+    posts: &[Posted],
+    now: DateTime<Utc>,
+) -> (Vec<AttemptOutcome>, HashMap<Uuid, CallbackOutcome>) {
     let mut outcomes = Vec::new();
-    // Per callback: whether any POST succeeded, whether any failed, whether it is gone.
-    let mut callbacks: HashMap<Uuid, (bool, bool, bool)> = HashMap::new();
+    let mut callbacks: HashMap<Uuid, CallbackOutcome> = HashMap::new();
     let mut rng = rand::rngs::StdRng::from_entropy();
-    for posted in &posts {
+    for posted in posts {
         let entry = callbacks.entry(posted.callback_id).or_default();
         let outcome = if posted.succeeded() {
-            entry.0 = true;
+            entry.succeeded = true;
             ("succeeded", None)
         } else if posted.gone() {
-            entry.2 = true;
+            entry.gone = true;
             ("failed", None)
         } else {
-            entry.1 = true;
+            entry.failed = true;
             let attempts = posted.deliveries.iter().map(|d| d.1).max().unwrap_or(1);
             match settings
                 .retry
@@ -438,36 +452,12 @@ async fn record(
         metrics::counter!("sbm_delivery_attempts_total", "outcome" => outcome.0)
             .increment(posted.deliveries.len() as u64);
     }
-    let mut tx = ctx.db.begin().await?;
-    sql::record_attempts(tx.conn(), worker, &outcomes, now).await?;
-    for (callback_id, (succeeded, failed, gone)) in callbacks {
-        if gone {
-            sql::set_callback_state(
-                tx.conn(),
-                callback_id,
-                "gone",
-                Some("the callback answered 410 Gone"),
-                now,
-            )
-            .await?;
-            tracing::info!(callback = %callback_id, "callback answered 410; subscription ended");
-        } else if succeeded {
-            sql::clear_failing(tx.conn(), callback_id).await?;
-        } else if failed {
-            let since = sql::note_failing(tx.conn(), callback_id, now).await?;
-            let failing_for = since.map(|since| (now - since).to_std().unwrap_or_default());
-            if failing_for.is_some_and(|d| d >= settings.disable_after) {
-                disable(&mut tx, ctx, callback_id, now).await?;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+    (outcomes, callbacks)
 }
 
 async fn disable(
     tx: &mut store::Tx,
-    ctx: &JobContext,
+    ctx: &Delivery<'_>,
     callback_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), crate::domain::Error> {
@@ -483,7 +473,7 @@ async fn disable(
     tracing::warn!(callback = %callback.id, url = %callback.callback_url, "callback disabled: its deliveries keep failing");
     follow(
         tx,
-        &ctx.effects,
+        ctx.effects,
         Change::CallbackDisabled {
             callback: &callback,
             reason: &reason,

@@ -5,8 +5,10 @@ use rand::Rng;
 use uuid::Uuid;
 
 use super::hub::Mode;
-use crate::jobs::worker::{Claim, Failure, JobContext};
-use crate::store::{self, events as sql};
+use super::Hub;
+use crate::jobs::{Claim, Failure, Outcome};
+use crate::store::events::{self as sql, CallbackRow};
+use crate::store::{self, Db, Tx};
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -25,10 +27,10 @@ fn with_query(callback: &str, pairs: &[(&str, &str)]) -> Option<url::Url> {
 }
 
 /// Whether the subscriber confirmed: a 2xx whose body is the challenge.
-async fn confirmed(ctx: &JobContext, url: url::Url, challenge: &str) -> Result<(), String> {
+async fn confirmed(hub: &Hub, url: url::Url, challenge: &str) -> Result<(), String> {
     // An IP literal never reaches the guarded resolver: judge it against today's policy here.
-    ctx.hub.settings.policy.check_url(&url)?;
-    let response = ctx.hub.client.get(url).send().await.map_err(|err| {
+    hub.settings.policy.check_url(&url)?;
+    let response = hub.client.get(url).send().await.map_err(|err| {
         let reason = super::error_chain(&err);
         format!("the callback could not be reached: {reason}")
     })?;
@@ -47,14 +49,15 @@ async fn confirmed(ctx: &JobContext, url: url::Url, challenge: &str) -> Result<(
     }
 }
 
-pub async fn run(ctx: &JobContext, claim: &Claim<'_>, request: Request) -> Result<(), Failure> {
+/// Verifies the request with the callback, records the outcome, and tells a denied subscriber.
+pub async fn run(db: &Db, hub: &Hub, claim: &Claim<'_>, request: Request) -> Outcome {
     let callback = {
-        let mut conn = ctx.db.acquire().await?;
+        let mut conn = db.acquire().await?;
         sql::get_callback(conn.conn(), request.callback_id).await?
     };
     let Some(callback) = callback else {
         // Deleted through the API meanwhile: nothing to verify.
-        return claim.finish_alone(&ctx.db).await;
+        return claim.finish_alone(db).await;
     };
     let challenge = hex::encode(rand::thread_rng().gen::<[u8; 20]>());
     let lease = request.lease_seconds.to_string();
@@ -67,14 +70,31 @@ pub async fn run(ctx: &JobContext, claim: &Claim<'_>, request: Request) -> Resul
         pairs.push(("hub.lease_seconds", lease.as_str()));
     }
     let outcome = match with_query(&callback.callback_url, &pairs) {
-        Some(url) => confirmed(ctx, url, &challenge).await,
+        Some(url) => confirmed(hub, url, &challenge).await,
         None => Err("the callback URL does not parse".into()),
     };
 
+    let mut tx = db.begin().await?;
+    let denial = record(&mut tx, &callback, &request, &outcome).await?;
+    if !claim.finish(&mut tx).await? {
+        return Ok(());
+    }
+    tx.commit().await?;
+    if let Some(reason) = denial {
+        tell_denied(hub, &callback, &request.topic, &reason).await;
+    }
+    Ok(())
+}
+
+/// Moves the callback on by the verification's outcome; returns the reason of a denial.
+async fn record(
+    tx: &mut Tx,
+    callback: &CallbackRow,
+    request: &Request,
+    outcome: &Result<(), String>,
+) -> Result<Option<String>, Failure> {
     let now = store::now();
-    let mut tx = ctx.db.begin().await?;
-    let mut denial = None;
-    match (&outcome, request.mode) {
+    match (outcome, request.mode) {
         (Ok(()), Mode::Subscribe) => {
             sql::activate_callback(
                 tx.conn(),
@@ -101,30 +121,27 @@ pub async fn run(ctx: &JobContext, claim: &Claim<'_>, request: Request) -> Resul
         // request overrides the old one only once verified).
         (Err(reason), Mode::Subscribe) if callback.state != "active" => {
             sql::set_callback_state(tx.conn(), callback.id, "denied", Some(reason), now).await?;
-            denial = Some(reason.clone());
+            return Ok(Some(reason.clone()));
         }
         (Err(reason), _) => {
             tracing::info!(callback = %callback.id, mode = request.mode.as_str(), %reason, "request not verified; callback unchanged");
         }
     }
-    if !claim.finish(&mut tx).await? {
-        return Ok(());
-    }
-    tx.commit().await?;
+    Ok(None)
+}
 
-    if let Some(reason) = denial {
-        tracing::info!(callback = %callback.id, %reason, "subscription denied");
-        // WebSub §5.2: tell the subscriber. Best effort: the state is already recorded.
-        let pairs = [
-            ("hub.mode", "denied"),
-            ("hub.topic", request.topic.as_str()),
-            ("hub.reason", reason.as_str()),
-        ];
-        if let Some(url) = with_query(&callback.callback_url, &pairs) {
-            if let Err(err) = ctx.hub.client.get(url).send().await {
-                tracing::debug!(callback = %callback.id, error = %err, "denial not delivered");
-            }
+/// WebSub §5.2: tells the subscriber its subscription was denied. Best effort: the state is
+/// already recorded.
+async fn tell_denied(hub: &Hub, callback: &CallbackRow, topic: &str, reason: &str) {
+    tracing::info!(callback = %callback.id, %reason, "subscription denied");
+    let pairs = [
+        ("hub.mode", "denied"),
+        ("hub.topic", topic),
+        ("hub.reason", reason),
+    ];
+    if let Some(url) = with_query(&callback.callback_url, &pairs) {
+        if let Err(err) = hub.client.get(url).send().await {
+            tracing::debug!(callback = %callback.id, error = %err, "denial not delivered");
         }
     }
-    Ok(())
 }

@@ -4,9 +4,6 @@
 pub mod client;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::content::model::MessageSet;
 use crate::scheduling::Cron;
@@ -192,22 +189,18 @@ pub async fn flush(db: &Db, client: &GoMetricsClient) -> anyhow::Result<usize> {
     }
 }
 
-/// Flushes every `interval` until `shutdown`; a failed push is tried again at the next flush.
-pub async fn run_flusher(
-    db: Db,
-    client: GoMetricsClient,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-        if let Err(err) = flush(&db, &client).await {
-            tracing::warn!(error = %err, "metrics push failed; will try again");
-        }
+/// The `FireScheduledMetrics` job: computes the scheduled metrics and pushes them, when a
+/// Go Metrics API is configured.
+pub async fn fire_scheduled(
+    db: &Db,
+    client: Option<&GoMetricsClient>,
+    claim: &crate::jobs::Claim<'_>,
+) -> crate::jobs::Outcome {
+    if let Some(client) = client {
+        let values = scheduled(db).await?;
+        client.push(&values).await?;
     }
+    claim.finish_alone(db).await
 }
 
 #[cfg(test)]

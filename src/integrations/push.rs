@@ -1,45 +1,29 @@
 //! Pushes of `send` groups: the loop that enqueues a push job at each due minute of a group's
 //! cron fields, and the job that POSTs every waiting message in batches.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use super::format::push_body;
 use super::{next_push, take_batch};
-use crate::jobs::worker::{Claim, Failure, JobContext};
-use crate::jobs::{enqueue, Job};
-use crate::secrets::Purpose;
+use crate::effects::{follow, Change, Effects};
+use crate::jobs::{Claim, Failure, Outcome};
+use crate::secrets::{Keyring, Purpose};
 use crate::store::integrations::{self as sql, GroupRow};
 use crate::store::{self, Db};
 
 /// Bytes of a failed push's answer kept in its integration error.
 const RESPONSE_LOG_BYTES: usize = 2000;
 
-/// Enqueues due pushes once a second until `shutdown`.
-pub async fn run(ctx: Arc<JobContext>, shutdown: CancellationToken) {
-    while !shutdown.is_cancelled() {
-        match enqueue_due(&ctx).await {
-            Ok(0) => {}
-            Ok(_) => ctx.wake.notify_one(),
-            Err(err) => tracing::warn!(error = %err, "enqueueing integration pushes failed"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
-/// For each send group whose push is due: moves its next push on and enqueues the push, in one
-/// transaction. Of several processes, only the one that moves it enqueues. Returns how many.
-pub async fn enqueue_due(ctx: &JobContext) -> store::Result<usize> {
+/// For each send group whose push is due: moves its next push on and reports the push as due to
+/// the consequences table (which enqueues it), in one transaction. Of several processes, only
+/// the one that moves it enqueues. Returns how many.
+pub async fn enqueue_due(db: &Db, effects: &Effects) -> store::Result<usize> {
     let now = store::now();
     let due = {
-        let mut conn = ctx.db.acquire().await?;
+        let mut conn = db.acquire().await?;
         sql::due_pushes(conn.conn(), now).await?
     };
     let mut enqueued = 0;
@@ -47,12 +31,9 @@ pub async fn enqueue_due(ctx: &JobContext) -> store::Result<usize> {
         let Some(was_due) = group.next_push_at else {
             continue;
         };
-        let mut tx = ctx.db.begin().await?;
+        let mut tx = db.begin().await?;
         if sql::claim_push(tx.conn(), &group.name, was_due, next_push(&group, now)).await? {
-            let job = Job::PushIntegration {
-                group: group.name.clone(),
-            };
-            enqueue(&mut tx, &ctx.effects.jobs, &job).await?;
+            follow(&mut tx, effects, Change::PushDue { group: &group.name }).await?;
             enqueued += 1;
         }
         tx.commit().await?;
@@ -60,72 +41,41 @@ pub async fn enqueue_due(ctx: &JobContext) -> store::Result<usize> {
     Ok(enqueued)
 }
 
+/// What a push job needs: the database, the POST timeout (that of event deliveries), the
+/// keyring that opens auth headers, this process's instance name, and the job lease.
+pub struct Pusher<'a> {
+    pub db: &'a Db,
+    pub timeout: Duration,
+    pub keyring: &'a Keyring,
+    pub instance_name: &'a str,
+    pub job_lease: Duration,
+}
+
 /// The push job: every waiting message of the group, in batches, until a batch fails.
-pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(), Failure> {
+pub async fn push(ctx: &Pusher<'_>, claim: &Claim<'_>, name: &str) -> Outcome {
     let group = {
         let mut conn = ctx.db.acquire().await?;
         sql::get_group(conn.conn(), name).await?
     };
     // A group deleted or turned into a poll group since the job was written has nothing to do.
     let Some(group) = group.filter(|g| g.method == "send") else {
-        return claim.finish_alone(&ctx.db).await;
+        return claim.finish_alone(ctx.db).await;
     };
-    if group.instance != ctx.instance_name {
-        let message = format!(
-            "Not pushed: integration group \"{}\" pushes only from the sbm instance \"{}\", and this is \"{}\".",
-            group.name, group.instance, ctx.instance_name
-        );
-        tracing::warn!(group = %group.name, "{message}");
-        record_error(
-            &ctx.db,
-            &group.name,
-            &message,
-            json!({"instance": ctx.instance_name}),
-        )
-        .await?;
-        return claim.finish_alone(&ctx.db).await;
-    }
-    let auth = group
-        .auth_header
-        .as_deref()
-        .map(|h| {
-            ctx.hub
-                .settings
-                .keyring
-                .open(Purpose::IntegrationAuthHeader, h)
-        })
-        .transpose();
-    let Ok(auth) = auth else {
-        let message = format!(
-            "Not pushed: the auth header of integration group \"{}\" cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS.",
-            group.name
-        );
-        tracing::error!(group = %group.name, "{message}");
-        record_error(&ctx.db, &group.name, &message, json!({})).await?;
-        return claim.finish_alone(&ctx.db).await;
+    let auth = match push_auth(ctx, &group).await? {
+        Ok(auth) => auth,
+        // Recorded as the group's integration error: nothing to retry.
+        Err(()) => return claim.finish_alone(ctx.db).await,
     };
     let client = reqwest::Client::builder()
-        .timeout(ctx.hub.settings.timeout)
+        .timeout(ctx.timeout)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|err| Failure::permanent(format!("HTTP client: {err}"), None))?;
     // Held longer than a POST may take, so a live push keeps its batch to itself.
-    let lease = ctx.hub.settings.timeout + ctx.effects.jobs.lease;
+    let lease = ctx.timeout + ctx.job_lease;
     let mut first = true;
     loop {
-        let batch = {
-            let mut tx = ctx.db.begin().await?;
-            let batch = match retake_unconfirmed(&mut tx, &group, lease).await? {
-                Some(batch) => batch,
-                None => {
-                    let batch =
-                        take_batch(&mut tx, &group, group.max_batch_size.into(), lease).await?;
-                    rekey(&mut tx, &group.name, batch).await?
-                }
-            };
-            tx.commit().await?;
-            batch
-        };
+        let batch = next_batch(ctx.db, &group, lease).await?;
         // An empty first batch still goes out when the group asks for empty pushes.
         let send_empty = first && !group.skip_empty;
         if batch.messages.is_empty() && !send_empty {
@@ -144,26 +94,91 @@ pub async fn push(ctx: &JobContext, claim: &Claim<'_>, name: &str) -> Result<(),
         )
         .await;
         let failed = outcome.is_err();
-        let mut tx = ctx.db.begin().await?;
-        let now = store::now();
-        match outcome {
-            Ok(()) => {
-                let hash = crate::auth::hash_token(&batch.token);
-                sql::mark_batch(tx.conn(), &group.name, &hash, &ids, now).await?;
-                sql::note_push(tx.conn(), &group.name, now).await?;
-            }
-            Err((message, mut details)) => {
-                sql::release_batch(tx.conn(), &group.name, &ids).await?;
-                details["messages"] = json!(ids.len());
-                sql::insert_error(tx.conn(), &group.name, "push", &message, details, now).await?;
-            }
-        }
-        tx.commit().await?;
+        record_push(ctx.db, &group.name, &batch.token, &ids, outcome).await?;
         if failed || ids.is_empty() {
             break;
         }
     }
-    claim.finish_alone(&ctx.db).await
+    claim.finish_alone(ctx.db).await
+}
+
+/// The group's decrypted auth header, if it has one. `Err(())` when the group must not push
+/// from here (another instance's group, or a header that cannot be decrypted): the reason is
+/// then recorded as the group's integration error.
+async fn push_auth(
+    ctx: &Pusher<'_>,
+    group: &GroupRow,
+) -> Result<Result<Option<String>, ()>, Failure> {
+    if group.instance != ctx.instance_name {
+        let message = format!(
+            "Not pushed: integration group \"{}\" pushes only from the sbm instance \"{}\", and this is \"{}\".",
+            group.name, group.instance, ctx.instance_name
+        );
+        tracing::warn!(group = %group.name, "{message}");
+        record_error(
+            ctx.db,
+            &group.name,
+            &message,
+            json!({"instance": ctx.instance_name}),
+        )
+        .await?;
+        return Ok(Err(()));
+    }
+    let auth = group
+        .auth_header
+        .as_deref()
+        .map(|h| ctx.keyring.open(Purpose::IntegrationAuthHeader, h))
+        .transpose();
+    let Ok(auth) = auth else {
+        let message = format!(
+            "Not pushed: the auth header of integration group \"{}\" cannot be decrypted with SECRET_KEY or SECRET_KEY_FALLBACKS.",
+            group.name
+        );
+        tracing::error!(group = %group.name, "{message}");
+        record_error(ctx.db, &group.name, &message, json!({})).await?;
+        return Ok(Err(()));
+    };
+    Ok(Ok(auth))
+}
+
+/// The batch to push next: an unconfirmed one again, else a fresh one, taken under `lease`.
+async fn next_batch(db: &Db, group: &GroupRow, lease: Duration) -> Result<super::Batch, Failure> {
+    let mut tx = db.begin().await?;
+    let batch = match retake_unconfirmed(&mut tx, group, lease).await? {
+        Some(batch) => batch,
+        None => {
+            let batch = take_batch(&mut tx, group, group.max_batch_size.into(), lease).await?;
+            rekey(&mut tx, &group.name, batch).await?
+        }
+    };
+    tx.commit().await?;
+    Ok(batch)
+}
+
+/// Marks a pushed batch (or releases a failed one and records why), in one transaction.
+async fn record_push(
+    db: &Db,
+    group: &str,
+    token: &str,
+    ids: &[i64],
+    outcome: Result<(), (String, serde_json::Value)>,
+) -> Result<(), Failure> {
+    let mut tx = db.begin().await?;
+    let now = store::now();
+    match outcome {
+        Ok(()) => {
+            let hash = crate::auth::hash_token(token);
+            sql::mark_batch(tx.conn(), group, &hash, ids, now).await?;
+            sql::note_push(tx.conn(), group, now).await?;
+        }
+        Err((message, mut details)) => {
+            sql::release_batch(tx.conn(), group, ids).await?;
+            details["messages"] = json!(ids.len());
+            sql::insert_error(tx.conn(), group, "push", &message, details, now).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A push whose POST may have reached the receiver but was never confirmed (the worker died or

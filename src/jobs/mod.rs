@@ -1,9 +1,12 @@
-//! Durable jobs: the side effects of changes, written in the change's own transaction and run by
-//! a worker afterwards, with retries, backoff and a visible failed state.
+//! Durable jobs, the vocabulary of the queue: the [`Job`] kinds and their payloads, [`enqueue`]
+//! (in the change's own transaction), retry settings, failed jobs, and what a job body holds
+//! and returns ([`Claim`], [`Outcome`]). The worker that runs them is the `runtime` module; the job
+//! bodies live with their domains.
 
 pub mod failed;
-pub mod scheduler_sync;
-pub mod worker;
+pub mod outcome;
+
+pub use outcome::{Claim, Failure, Outcome};
 
 use std::time::Duration;
 
@@ -156,47 +159,6 @@ pub async fn requeue_failed(tx: &mut Tx) -> store::Result<u64> {
 
 pub fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX)
-}
-
-/// Runs everything a worker process does until `shutdown`: the jobs, event deliveries, and in
-/// built-in mode (no Seed Scheduler) the ticks of the built-in scheduler.
-pub async fn run_background(
-    ctx: std::sync::Arc<worker::JobContext>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let ticker = (!ctx.effects.scheduler_mode).then(|| {
-        tokio::spawn(crate::scheduling::ticker::run(
-            ctx.clone(),
-            ctx.tick_interval,
-            ctx.catch_up,
-            shutdown.clone(),
-        ))
-    });
-    let flusher = ctx.go_metrics.clone().map(|client| {
-        tokio::spawn(crate::go_metrics::run_flusher(
-            ctx.db.clone(),
-            client,
-            ctx.metrics_flush,
-            shutdown.clone(),
-        ))
-    });
-    let deliveries = tokio::spawn(crate::callbacks::delivery::run(
-        ctx.clone(),
-        shutdown.clone(),
-    ));
-    let pushes = tokio::spawn(crate::integrations::push::run(
-        ctx.clone(),
-        shutdown.clone(),
-    ));
-    worker::Worker::new(ctx).run(shutdown).await;
-    let _ = deliveries.await;
-    let _ = pushes.await;
-    if let Some(flusher) = flusher {
-        let _ = flusher.await;
-    }
-    if let Some(ticker) = ticker {
-        let _ = ticker.await;
-    }
 }
 
 /// Writes the job in the caller's transaction. `false` when an equal job (same dedupe key) is

@@ -4,6 +4,7 @@
 
 pub mod forecast;
 pub mod local;
+pub mod sync;
 pub mod ticker;
 
 use chrono::{DateTime, Datelike, DurationRound, Timelike, Utc};

@@ -11,13 +11,11 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio_util::sync::CancellationToken;
 
 use super::{minute_of, Cron};
 use crate::content::model::Schedule;
 use crate::content::zone::{parse_zone, Tz};
-use crate::jobs::worker::JobContext;
-use crate::store::{self, ticks as sql, Conn, Db};
+use crate::store::{self, ticks as sql, Conn, Db, Tx};
 
 /// How far back missed ticks are looked for, to report them; older gaps are reported as one.
 const LOOK_BACK: chrono::Duration = chrono::Duration::days(7);
@@ -81,12 +79,35 @@ pub async fn fire_zone(
     )
     .await?;
     sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued as i64).await?;
-    // Before the jobs become visible, so that no worker plans its claims for an empty queue.
-    if enqueued >= 10_000 {
-        store::jobs::refresh_statistics(tx.conn()).await?;
-    }
+    refresh_statistics_after(&mut tx, enqueued).await?;
     tx.commit().await?;
     Ok(Some(enqueued))
+}
+
+/// Sends this many or more at once refresh the job table's planner statistics, in the
+/// transaction that writes them: before the jobs become visible, so that no worker plans its
+/// claims for an empty queue.
+const REFRESH_STATISTICS_AT: u64 = 10_000;
+
+async fn refresh_statistics_after(tx: &mut Tx, enqueued: u64) -> store::Result<()> {
+    if enqueued >= REFRESH_STATISTICS_AT {
+        store::jobs::refresh_statistics(tx.conn()).await?;
+    }
+    Ok(())
+}
+
+/// Fires the schedule now, on request (the `FireSchedule` job), in the caller's transaction:
+/// enqueues the send of every ready subscription on it, whatever its zone and without claiming
+/// a tick. Returns how many sends it enqueued.
+pub async fn fire_on_request(
+    tx: &mut Tx,
+    max_attempts: i32,
+    schedule_id: i64,
+) -> store::Result<u64> {
+    let enqueued =
+        sql::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, store::now()).await?;
+    refresh_statistics_after(tx, enqueued).await?;
+    Ok(enqueued)
 }
 
 /// Fires every zone group of the schedule for the UTC `minute`, whether or not it is due there
@@ -243,27 +264,6 @@ async fn tick_zone(
         minute,
         enqueued,
     }))
-}
-
-/// Runs ticks every `interval` until `shutdown`.
-pub async fn run(
-    ctx: std::sync::Arc<JobContext>,
-    interval: Duration,
-    catch_up: Duration,
-    shutdown: CancellationToken,
-) {
-    tracing::info!(?interval, ?catch_up, "built-in scheduler started");
-    loop {
-        match tick(&ctx.db, ctx.effects.jobs.max_attempts, Utc::now(), catch_up).await {
-            Ok(fired) if !fired.is_empty() => ctx.wake.notify_waiters(),
-            Ok(_) => {}
-            Err(err) => tracing::warn!(error = ?err, "tick failed; trying again at the next one"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(interval) => {}
-        }
-    }
 }
 
 #[cfg(test)]

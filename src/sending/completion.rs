@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::content::model::MessageSet;
 use crate::effects::{follow_all, Change, Effects};
-use crate::jobs::worker::Failure;
+use crate::jobs::Failure;
 use crate::store::{jobs as jobs_sql, Db};
 use crate::subscriptions::model::Subscription;
 use crate::subscriptions::{self, Sent};

@@ -6,16 +6,17 @@
 //! `job_send_once` index keeps ticks from adding another), and it runs again when the window
 //! opens as any waiting job does.
 
+use super::job::SendDeps;
 use crate::content::model::MessageSet;
 use crate::content::zone::{effective_zone, format_local, local, window_of};
-use crate::jobs::worker::{Claim, Failure, JobContext};
+use crate::jobs::{Claim, Failure};
 use crate::store::{self, local_time as sql};
 use crate::subscriptions::model::Subscription;
 
 /// Defers the claimed send if it is outside its window now; `true` when it did (or when the
 /// job was lost to another worker meanwhile): the send must then not go out.
 pub async fn defer_outside_window(
-    ctx: &JobContext,
+    ctx: &SendDeps<'_>,
     claim: &Claim<'_>,
     subscription: &Subscription,
     set: &MessageSet,
@@ -27,7 +28,7 @@ pub async fn defer_outside_window(
         Some(_) => None,
         None => {
             ctx.content
-                .schedule_zone(&ctx.db, subscription.schedule_id)
+                .schedule_zone(ctx.db, subscription.schedule_id)
                 .await?
         }
     };

@@ -20,7 +20,7 @@ on_both_backends!(
 );
 
 /// A worker of the test's own, so that it decides when verification and fan-out happen.
-fn own_worker(app: &TestApp) -> Arc<sbm::jobs::worker::JobContext> {
+fn own_worker(app: &TestApp) -> Arc<sbm::runtime::JobContext> {
     let mut config = serve_config(std::env::temp_dir());
     crate::hub::allow_loopback(&mut config);
     Arc::new(
@@ -54,7 +54,7 @@ async fn events_committed_before_a_callback_became_active_never_reach_it(backend
         return;
     };
     let ctx = own_worker(&app);
-    let jobs = sbm::jobs::worker::Worker::new(ctx.clone());
+    let jobs = sbm::runtime::Worker::new(ctx.clone());
     let receiver = Receiver::start().await;
     for round in 0..5 {
         let path = format!("/hook{round}");
@@ -74,12 +74,12 @@ async fn events_committed_before_a_callback_became_active_never_reach_it(backend
         let after = create_schedule_at(&app, 2).await;
         eventually("the event after activation is delivered", || async {
             sbm::callbacks::delivery::spread(&app.db).await.unwrap();
-            sbm::callbacks::delivery::pass(&ctx, "test").await.unwrap();
+            sbm::runtime::delivery_pass(&ctx, "test").await.unwrap();
             !receiver.deliveries_to(&path).is_empty()
         })
         .await;
         sbm::callbacks::delivery::spread(&app.db).await.unwrap();
-        sbm::callbacks::delivery::pass(&ctx, "test").await.unwrap();
+        sbm::runtime::delivery_pass(&ctx, "test").await.unwrap();
         let ids: Vec<Value> = receiver
             .deliveries_to(&path)
             .iter()

@@ -217,7 +217,7 @@ pub fn worker_for(
     app: &TestApp,
     peers: &crate::peers::FakePeers,
     scheduler: bool,
-) -> sbm::jobs::worker::Worker {
+) -> sbm::runtime::Worker {
     let mut config = serve_config(std::env::temp_dir());
     use_peers(&mut config, peers);
     if !scheduler {
@@ -234,7 +234,7 @@ pub fn worker_for(
         wake,
     )
     .expect("worker context");
-    sbm::jobs::worker::Worker::new(std::sync::Arc::new(ctx))
+    sbm::runtime::Worker::new(std::sync::Arc::new(ctx))
 }
 
 /// Runs a command to its end without blocking the test's runtime: the server under test runs on

@@ -92,7 +92,7 @@ impl World {
     }
 
     /// A worker of the test's own; `retry_base_ms` sets how long a failed send waits.
-    pub fn worker(&self, retry_base_ms: u64) -> sbm::jobs::worker::Worker {
+    pub fn worker(&self, retry_base_ms: u64) -> sbm::runtime::Worker {
         let mut config = serve_config(std::env::temp_dir());
         use_peers(&mut config, &self.peers);
         config.peers.scheduler_url = None;
@@ -108,7 +108,7 @@ impl World {
             std::sync::Arc::new(tokio::sync::Notify::new()),
         )
         .expect("worker context");
-        sbm::jobs::worker::Worker::new(std::sync::Arc::new(ctx))
+        sbm::runtime::Worker::new(std::sync::Arc::new(ctx))
     }
 
     pub async fn execute(&self, sql: &str) {

@@ -161,7 +161,7 @@ async fn a_delivery_held_by_a_killed_worker_is_delivered_by_another(backend: Bac
         )
         .unwrap(),
     );
-    let jobs = sbm::jobs::worker::Worker::new(ctx.clone());
+    let jobs = sbm::runtime::Worker::new(ctx.clone());
 
     let receiver = SlowFirst::default();
     let url = start_slow_first(receiver.clone()).await;
@@ -211,7 +211,7 @@ async fn a_delivery_held_by_a_killed_worker_is_delivered_by_another(backend: Bac
     // Once the dead worker's lease (its timeout plus the job lease) has run out, another
     // worker claims the delivery and makes it.
     eventually("another worker delivers the event", || async {
-        sbm::callbacks::delivery::pass(&ctx, "second-worker")
+        sbm::runtime::delivery_pass(&ctx, "second-worker")
             .await
             .unwrap();
         !receiver.answered.lock().unwrap().is_empty()

@@ -112,7 +112,7 @@ impl Bulk {
         }
     }
 
-    fn worker(&self) -> sbm::jobs::worker::Worker {
+    fn worker(&self) -> sbm::runtime::Worker {
         crate::helpers::worker_for(&self.app, &self.peers, false)
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sbm::callbacks::ssrf::{BoxFuture, Lookup};
 use sbm::callbacks::{CallbackSettings, Hub};
-use sbm::jobs::worker::{JobContext, Worker};
+use sbm::runtime::{JobContext, Worker};
 
 use crate::helpers::{serve_config, spawn_app_with, Backend, TestApp};
 use crate::hub::{attempt_log, callback_in_state, deliveries_of, delivery, plain, subscribe};
@@ -87,7 +87,7 @@ async fn a_callback_whose_name_rebinds_to_a_refused_address_is_not_contacted(bac
     // Then the name answers 127.0.0.2, where something listens, but the policy refuses it.
     app.create_schedule().await;
     let rebound = context_resolving_to(&app, "127.0.0.2");
-    sbm::callbacks::delivery::pass(&rebound, "rebound")
+    sbm::runtime::delivery_pass(&rebound, "rebound")
         .await
         .unwrap();
     let list = deliveries_of(&app, &id, "").await;
@@ -104,7 +104,7 @@ async fn a_callback_whose_name_rebinds_to_a_refused_address_is_not_contacted(bac
     assert!(receiver.deliveries().is_empty());
 
     // Once the name resolves to a permitted address again, the retry is delivered.
-    sbm::callbacks::delivery::pass(&permitted, "permitted")
+    sbm::runtime::delivery_pass(&permitted, "permitted")
         .await
         .unwrap();
     assert_eq!(receiver.deliveries().len(), 1);

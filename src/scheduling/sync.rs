@@ -3,11 +3,22 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::worker::{Claim, Failure, JobContext};
 use crate::content::cron::{to_crontab, CronField};
 use crate::content::model::Schedule;
+use crate::jobs::{Claim, Failure, Outcome};
+use crate::peers::Peers;
+use crate::store::Db;
 use crate::store::{content as content_sql, subscriptions as sql};
 use crate::subscriptions::{self, model::SCHEDULER_ID_KEY};
+
+/// What the Seed Scheduler jobs need: the database, the peers, the origin the Scheduler posts
+/// back to, and the token it presents there.
+pub struct SchedulerSync<'a> {
+    pub db: &'a Db,
+    pub peers: &'a Peers,
+    pub public_origin: &'a str,
+    pub inbound_token: Option<&'a str>,
+}
 
 /// `minute hour day-of-month month day-of-week`, the Scheduler's crontab order.
 pub fn cron_definition(s: &Schedule) -> String {
@@ -21,19 +32,15 @@ pub fn cron_definition(s: &Schedule) -> String {
     .join(" ")
 }
 
-async fn schedule_of(ctx: &JobContext, schedule_id: i64) -> Result<Schedule, Failure> {
-    let mut conn = ctx.db.acquire().await?;
+async fn schedule_of(db: &Db, schedule_id: i64) -> Result<Schedule, Failure> {
+    let mut conn = db.acquire().await?;
     content_sql::get_schedule(conn.conn(), schedule_id)
         .await?
         .ok_or_else(|| Failure::permanent(format!("schedule {schedule_id} no longer exists"), None))
 }
 
 /// Creates the subscription's Scheduler schedule and stores its id in the metadata.
-pub async fn create(
-    ctx: &JobContext,
-    claim: &Claim<'_>,
-    subscription_id: Uuid,
-) -> Result<(), Failure> {
+pub async fn create(ctx: &SchedulerSync<'_>, claim: &Claim<'_>, subscription_id: Uuid) -> Outcome {
     let subscription = {
         let mut conn = ctx.db.acquire().await?;
         sql::get_subscription(conn.conn(), subscription_id).await?
@@ -41,9 +48,9 @@ pub async fn create(
     let Some(subscription) =
         subscription.filter(|s| s.is_live() && s.scheduler_schedule_id().is_none())
     else {
-        return claim.finish_alone(&ctx.db).await;
+        return claim.finish_alone(ctx.db).await;
     };
-    let cron = cron_definition(&schedule_of(ctx, subscription.schedule_id).await?);
+    let cron = cron_definition(&schedule_of(ctx.db, subscription.schedule_id).await?);
     let endpoint = format!(
         "{}/api/v1/subscriptions/{}/send",
         ctx.public_origin, subscription.id
@@ -51,7 +58,7 @@ pub async fn create(
     let scheduler_id = ctx
         .peers
         .scheduler()?
-        .create_schedule(&cron, &endpoint, ctx.scheduler_inbound_token.as_deref())
+        .create_schedule(&cron, &endpoint, ctx.inbound_token)
         .await?;
 
     let mut tx = ctx.db.begin().await?;
@@ -77,21 +84,30 @@ pub async fn create(
 
 /// Moves the Scheduler schedule to the subscription's current schedule.
 pub async fn update(
-    ctx: &JobContext,
+    ctx: &SchedulerSync<'_>,
     claim: &Claim<'_>,
     subscription_id: Uuid,
     scheduler_id: &str,
-) -> Result<(), Failure> {
+) -> Outcome {
     let subscription = {
         let mut conn = ctx.db.acquire().await?;
         sql::get_subscription(conn.conn(), subscription_id).await?
     };
     if let Some(subscription) = subscription {
-        let cron = cron_definition(&schedule_of(ctx, subscription.schedule_id).await?);
+        let cron = cron_definition(&schedule_of(ctx.db, subscription.schedule_id).await?);
         ctx.peers
             .scheduler()?
             .update_schedule(scheduler_id, &cron)
             .await?;
     }
-    claim.finish_alone(&ctx.db).await
+    claim.finish_alone(ctx.db).await
+}
+
+/// Stops the subscription's Scheduler schedule.
+pub async fn disable(ctx: &SchedulerSync<'_>, claim: &Claim<'_>, scheduler_id: &str) -> Outcome {
+    ctx.peers
+        .scheduler()?
+        .disable_schedule(scheduler_id)
+        .await?;
+    claim.finish_alone(ctx.db).await
 }

@@ -5,134 +5,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{after, Job};
-use crate::effects::Effects;
-use crate::peers::{self, Peers};
+use super::JobContext;
+use crate::jobs::outcome::lost_lease;
+use crate::jobs::{after, Claim, Failure, Job, Outcome};
 use crate::store::jobs::{self as sql, JobRow};
-use crate::store::{self, subscriptions as subscription_sql, Db, Tx};
+use crate::store::{self, subscriptions as subscription_sql, Tx};
 use crate::subscriptions::model::Subscription;
-use crate::{domain, sending};
-
-/// What jobs need to run.
-pub struct JobContext {
-    pub db: Db,
-    pub peers: Peers,
-    pub effects: Effects,
-    /// Scheme and host of this service, for POST-back and media URLs given to peers.
-    pub public_origin: String,
-    /// The token the Seed Scheduler presents on its POST-backs.
-    pub scheduler_inbound_token: Option<String>,
-    /// Jobs run at once.
-    pub concurrency: usize,
-    /// Wait between looks at an empty queue.
-    pub poll: Duration,
-    /// Woken when this process writes jobs, so they start without waiting for the next poll.
-    pub wake: Arc<Notify>,
-    /// At most this many sends per second to the Message Sender, if set.
-    pub send_rate: Option<sending::rate::RateLimiter>,
-    /// How often the built-in scheduler looks at the schedules, and how old a missed tick may be
-    /// and still fire.
-    pub tick_interval: Duration,
-    pub catch_up: Duration,
-    /// Where the original's metrics go, if configured, and how often they are pushed.
-    pub go_metrics: Option<crate::go_metrics::GoMetricsClient>,
-    pub metrics_flush: Duration,
-    /// Content read by sends, cached briefly.
-    pub content: sending::content_cache::ContentCache,
-    /// Records accepted sends in batches.
-    pub completer: sending::completion::Completer,
-    /// Callback verification and delivery: settings and the guarded HTTP client.
-    pub hub: Arc<crate::callbacks::Hub>,
-    /// This process's instance name: integration groups push only from their own instance.
-    pub instance_name: String,
-    /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
-    pub send_window: Option<crate::content::zone::SendWindow>,
-}
-
-/// Why a job did not succeed this time.
-#[derive(Debug)]
-pub struct Failure {
-    pub retryable: bool,
-    pub message: String,
-    /// The subscription's `process_status` to record with the failure, if any.
-    pub process_status: Option<i16>,
-    /// The original's metric suffix for a failed send (`errored`, `timeout`, `http_error.500`…).
-    pub metric: Option<String>,
-}
-
-impl Failure {
-    pub fn permanent(message: impl Into<String>, process_status: Option<i16>) -> Self {
-        Failure {
-            retryable: false,
-            message: message.into(),
-            process_status,
-            metric: None,
-        }
-    }
-}
-
-impl From<peers::Error> for Failure {
-    fn from(err: peers::Error) -> Self {
-        Failure {
-            retryable: err.is_retryable(),
-            message: err.to_string(),
-            process_status: None,
-            metric: Some(err.metric_reason()),
-        }
-    }
-}
-
-impl From<store::Error> for Failure {
-    fn from(err: store::Error) -> Self {
-        Failure {
-            retryable: true,
-            message: format!("database: {err:?}"),
-            process_status: None,
-            metric: None,
-        }
-    }
-}
-
-impl From<domain::Error> for Failure {
-    fn from(err: domain::Error) -> Self {
-        Failure {
-            retryable: true,
-            message: format!("{err:?}"),
-            process_status: None,
-            metric: None,
-        }
-    }
-}
-
-/// A job held by this worker.
-pub struct Claim<'a> {
-    pub row: &'a JobRow,
-    pub worker: &'a str,
-}
-
-impl Claim<'_> {
-    /// Deletes the finished job in `tx`. `false` when this worker lost the job (its lease
-    /// expired and another worker took it): the caller must then roll back.
-    pub async fn finish(&self, tx: &mut Tx) -> Result<bool, Failure> {
-        let held = sql::finish_job(tx.conn(), self.row.id, self.worker).await?;
-        if !held {
-            lost_lease(self.row, self.worker);
-        }
-        Ok(held)
-    }
-
-    /// Finishes a job that had nothing to write.
-    pub async fn finish_alone(&self, db: &Db) -> Result<(), Failure> {
-        let mut tx = db.begin().await?;
-        if self.finish(&mut tx).await? {
-            tx.commit().await?;
-        }
-        Ok(())
-    }
-}
+use crate::{callbacks, integrations, scheduling, sending};
 
 pub struct Worker {
     id: String,
@@ -323,48 +205,50 @@ async fn execute(
     claim: &Claim<'_>,
     job: Job,
     subscription: Option<Subscription>,
-) -> Result<(), Failure> {
+) -> Outcome {
     let span = tracing::info_span!(
         "job",
         id = claim.row.id,
         kind = job.kind(),
-        attempt = claim.row.attempts
+        attempt = claim.row.attempts,
+        // For a send, its send id: the id the Message Sender sees, the same on every retry.
+        task_id = %claim.row.task_id,
+        subscription = tracing::field::debug(claim.row.subscription_id),
     );
     // Instrumented, not entered: an entered span held across an await stays entered on the
     // thread while other jobs run there, and their log lines carried every job's span.
     tracing::Instrument::instrument(run_kind(ctx, claim, job, subscription), span).await
 }
 
+/// Hands the job to its body, with what the body needs of the context.
 async fn run_kind(
     ctx: &JobContext,
     claim: &Claim<'_>,
     job: Job,
     subscription: Option<Subscription>,
-) -> Result<(), Failure> {
+) -> Outcome {
     match job {
         Job::SchedulerCreate { subscription_id } => {
-            super::scheduler_sync::create(ctx, claim, subscription_id).await
+            scheduling::sync::create(&ctx.scheduler_sync(), claim, subscription_id).await
         }
         Job::SchedulerDisable {
             scheduler_schedule_id,
             ..
-        } => {
-            ctx.peers
-                .scheduler()?
-                .disable_schedule(&scheduler_schedule_id)
-                .await?;
-            claim.finish_alone(&ctx.db).await
-        }
+        } => scheduling::sync::disable(&ctx.scheduler_sync(), claim, &scheduler_schedule_id).await,
         Job::SchedulerUpdate {
             subscription_id,
             scheduler_schedule_id,
         } => {
-            super::scheduler_sync::update(ctx, claim, subscription_id, &scheduler_schedule_id).await
+            let sync = ctx.scheduler_sync();
+            scheduling::sync::update(&sync, claim, subscription_id, &scheduler_schedule_id).await
         }
         Job::SendMessage {
             subscription_id,
             resend,
-        } => sending::job::send(ctx, claim, subscription_id, resend, subscription).await,
+        } => {
+            let deps = ctx.send_deps();
+            sending::job::send(&deps, claim, subscription_id, resend, subscription).await
+        }
         Job::VerifyCallback {
             callback_id,
             mode,
@@ -372,49 +256,40 @@ async fn run_kind(
             lease_seconds,
             secret,
         } => {
-            let request = crate::callbacks::verify::Request {
+            let request = callbacks::verify::Request {
                 callback_id,
                 mode,
                 topic,
                 lease_seconds,
                 secret,
             };
-            crate::callbacks::verify::run(ctx, claim, request).await
+            callbacks::verify::run(&ctx.db, &ctx.hub, claim, request).await
         }
-        Job::PushIntegration { group } => crate::integrations::push::push(ctx, claim, &group).await,
+        Job::PushIntegration { group } => {
+            integrations::push::push(&ctx.pusher(), claim, &group).await
+        }
         Job::FireScheduledMetrics => {
-            if let Some(client) = &ctx.go_metrics {
-                let values = crate::go_metrics::scheduled(&ctx.db).await?;
-                client.push(&values).await?;
-            }
-            claim.finish_alone(&ctx.db).await
+            crate::go_metrics::fire_scheduled(&ctx.db, ctx.go_metrics.as_ref(), claim).await
         }
-        Job::FireSchedule { schedule_id } => {
-            let mut tx = ctx.db.begin().await?;
-            let now = store::now();
-            let max_attempts = ctx.effects.jobs.max_attempts;
-            let enqueued =
-                store::ticks::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, now)
-                    .await?;
-            if enqueued >= 10_000 {
-                store::jobs::refresh_statistics(tx.conn()).await?;
-            }
-            if claim.finish(&mut tx).await? {
-                tx.commit().await?;
-                tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
-            }
-            Ok(())
-        }
+        Job::FireSchedule { schedule_id } => fire_schedule(ctx, claim, schedule_id).await,
     }
 }
 
-/// The log line of an outcome that came too late: the job's lease ran out (the worker was
-/// paused or slow) and another worker took the job over, so this worker's result is not written.
-fn lost_lease(row: &JobRow, worker: &str) {
-    tracing::warn!(job = row.id, kind = %row.kind, worker, attempt = row.attempts,
-        "a job finished after its worker lost its lease: another worker holds the job, this outcome is discarded");
+/// The `FireSchedule` job: the schedule fired on request, its job finished in the same
+/// transaction.
+async fn fire_schedule(ctx: &JobContext, claim: &Claim<'_>, schedule_id: i64) -> Outcome {
+    let mut tx = ctx.db.begin().await?;
+    let max_attempts = ctx.effects.jobs.max_attempts;
+    let enqueued = scheduling::ticker::fire_on_request(&mut tx, max_attempts, schedule_id).await?;
+    if claim.finish(&mut tx).await? {
+        tx.commit().await?;
+        tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
+    }
+    Ok(())
 }
 
+/// Records the failed attempt: a retry later, or the job failed for good; for a send, what it
+/// means for its subscription too. In one transaction.
 async fn record_failure(
     ctx: &JobContext,
     claim: &Claim<'_>,
@@ -445,36 +320,50 @@ async fn record_failure(
         return Ok(());
     }
     if let Some(subscription) = row.subscription_id.filter(|_| row.kind == "send_message") {
-        // A send that will be retried, or has failed for a reason other than the subscriber's
-        // data, leaves the subscription ready; -1/-2 mark a missing address or message.
-        let process_status = failure
-            .process_status
-            .unwrap_or(crate::subscriptions::model::status::READY);
-        subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
-        let current = if retry {
-            None
-        } else {
-            subscription_sql::get_subscription(tx.conn(), subscription).await?
-        };
-        metrics::counter!("sbm_sends_total", "outcome" => if retry { "retried" } else { "failed" }, "reason" => failure.metric.clone().unwrap_or_else(|| "other".into())).increment(1);
-        crate::effects::follow(
-            &mut tx,
-            &ctx.effects,
-            crate::effects::Change::SendFailed {
-                subscription: current.as_ref(),
-                reason: failure.metric.as_deref(),
-                error: &failure.message,
-                task_id: row.task_id,
-                attempts: row.attempts,
-                retrying: retry,
-            },
-        )
-        .await?;
-        if !retry {
-            // The failed send is done with: a user's send queued behind it goes next.
-            crate::subscriptions::release_queued_sends(&mut tx, &ctx.effects, &[subscription])
-                .await?;
-        }
+        record_send_failure(&mut tx, ctx, row, subscription, failure, retry).await?;
     }
     tx.commit().await
+}
+
+/// What a failed send attempt means for its subscription: its status, the metric, the
+/// `SendFailed` change, and (for good) the release of a send queued behind it.
+async fn record_send_failure(
+    tx: &mut Tx,
+    ctx: &JobContext,
+    row: &JobRow,
+    subscription: uuid::Uuid,
+    failure: &Failure,
+    retry: bool,
+) -> Result<(), store::Error> {
+    let now = store::now();
+    // A send that will be retried, or has failed for a reason other than the subscriber's
+    // data, leaves the subscription ready; -1/-2 mark a missing address or message.
+    let process_status = failure
+        .process_status
+        .unwrap_or(crate::subscriptions::model::status::READY);
+    subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
+    let current = if retry {
+        None
+    } else {
+        subscription_sql::get_subscription(tx.conn(), subscription).await?
+    };
+    metrics::counter!("sbm_sends_total", "outcome" => if retry { "retried" } else { "failed" }, "reason" => failure.metric.clone().unwrap_or_else(|| "other".into())).increment(1);
+    crate::effects::follow(
+        tx,
+        &ctx.effects,
+        crate::effects::Change::SendFailed {
+            subscription: current.as_ref(),
+            reason: failure.metric.as_deref(),
+            error: &failure.message,
+            task_id: row.task_id,
+            attempts: row.attempts,
+            retrying: retry,
+        },
+    )
+    .await?;
+    if !retry {
+        // The failed send is done with: a user's send queued behind it goes next.
+        crate::subscriptions::release_queued_sends(tx, &ctx.effects, &[subscription]).await?;
+    }
+    Ok(())
 }

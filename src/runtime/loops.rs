@@ -1,0 +1,111 @@
+//! The periodic loops of a worker process, each until `shutdown`: the built-in scheduler's
+//! ticks, event deliveries (with the callback lease sweep), the enqueueing of integration
+//! pushes, and the Go Metrics flusher. Each pass is a domain function; these only repeat it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::JobContext;
+use crate::callbacks::delivery;
+use crate::go_metrics::GoMetricsClient;
+use crate::store::Db;
+
+/// Deliveries written between two refreshes of the queue tables' planner statistics.
+const ANALYZE_EVERY: u64 = 50_000;
+
+/// Runs ticks every `interval` until `shutdown`.
+pub async fn run_ticker(
+    ctx: Arc<JobContext>,
+    interval: Duration,
+    catch_up: Duration,
+    shutdown: CancellationToken,
+) {
+    tracing::info!(?interval, ?catch_up, "built-in scheduler started");
+    loop {
+        let max_attempts = ctx.effects.jobs.max_attempts;
+        match crate::scheduling::ticker::tick(&ctx.db, max_attempts, Utc::now(), catch_up).await {
+            Ok(fired) if !fired.is_empty() => ctx.wake.notify_waiters(),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = ?err, "tick failed; trying again at the next one"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Runs delivery passes until `shutdown`, resting `poll` whenever there was nothing to do, and
+/// sweeping ended callback leases once a second.
+pub async fn run_deliveries(ctx: Arc<JobContext>, shutdown: CancellationToken) {
+    let worker = format!("deliver-{}-{}", std::process::id(), Uuid::new_v4().simple());
+    let mut last_sweep = Instant::now() - Duration::from_secs(3600);
+    let mut written_since_analyze = 0;
+    while !shutdown.is_cancelled() {
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            if let Err(err) = delivery::sweep(&ctx.db).await {
+                tracing::warn!(error = %err, "sweeping callback leases failed");
+            }
+        }
+        let busy = match delivery::pass(&ctx.delivery(), &worker).await {
+            Ok(done) => {
+                written_since_analyze += done.deliveries_written;
+                if written_since_analyze >= ANALYZE_EVERY {
+                    written_since_analyze = 0;
+                    if let Err(err) = delivery::refresh_statistics(&ctx.db).await {
+                        tracing::warn!(error = %err, "analysing the delivery tables failed");
+                    }
+                }
+                done.work > 0
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "delivery pass failed; trying again");
+                false
+            }
+        };
+        if !busy {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(ctx.poll) => {}
+            }
+        }
+    }
+}
+
+/// Enqueues due pushes of integration groups once a second until `shutdown`.
+pub async fn run_pushes(ctx: Arc<JobContext>, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
+        match crate::integrations::push::enqueue_due(&ctx.db, &ctx.effects).await {
+            Ok(0) => {}
+            Ok(_) => ctx.wake.notify_one(),
+            Err(err) => tracing::warn!(error = %err, "enqueueing integration pushes failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Flushes every `interval` until `shutdown`; a failed push is tried again at the next flush.
+pub async fn run_metrics_flusher(
+    db: Db,
+    client: GoMetricsClient,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(err) = crate::go_metrics::flush(&db, &client).await {
+            tracing::warn!(error = %err, "metrics push failed; will try again");
+        }
+    }
+}
