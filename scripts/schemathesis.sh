@@ -4,6 +4,9 @@
 #
 #   scripts/schemathesis.sh [sqlite|postgres|both] [seconds per pass] [max examples]
 #
+# SBM_BIN names an sbm binary to test instead of building the release one (CI passes the debug
+# binary `cargo test` has just built).
+#
 # Installs schemathesis (PyPI) into target/schemathesis-venv if it is missing, builds the
 # release binary, starts `sbm serve` on a free port against a fresh SQLite file or PostgreSQL
 # database, issues the two tokens with `sbm token create`, and runs one bounded `st run` per
@@ -25,9 +28,13 @@ fi
 venv=target/schemathesis-venv
 if [ ! -x "$venv/bin/st" ]; then
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet schemathesis
+    "$venv/bin/pip" install --quiet "schemathesis==4.32.5"
 fi
-cargo build --release --quiet
+sbm="${SBM_BIN:-}"
+if [ -z "$sbm" ]; then
+    cargo build --release --quiet
+    sbm=./target/release/sbm
+fi
 
 work=$(mktemp -d)
 if [ "$backend" = sqlite ]; then
@@ -46,12 +53,14 @@ cleanup() {
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# PostgreSQL needs a key for the secrets at rest; SQLite would generate one beside its file.
+export SECRET_KEY="schemathesis-$$-$RANDOM"
 export RUST_LOG=warn SBM_BIND="127.0.0.1:$port" SBM_MEDIA_ROOT="$work/media" SBM_INSTANCE_NAME=schemathesis
-./target/release/sbm migrate >/dev/null
-admin=$(./target/release/sbm token create --email admin@example.org --admin)
-user=$(./target/release/sbm token create --email user@example.org)
+"$sbm" migrate >/dev/null
+admin=$("$sbm" token create --email admin@example.org --admin)
+user=$("$sbm" token create --email user@example.org)
 # The worker stays off: pushes, deliveries and sends would reach out to made-up addresses.
-./target/release/sbm serve --no-worker 2>"$work/serve.log" &
+"$sbm" serve --no-worker 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 
