@@ -31,7 +31,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sbm::content::model::{MessageFields, MessageSetFields, ScheduleFields};
+use sbm::model::content::{MessageFields, MessageSetFields, ScheduleFields};
 use sbm::store::{Db, PoolSettings};
 use serde_json::{json, Value};
 use sqlx::Connection;

@@ -7,14 +7,14 @@
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
 use crate::events::{self, Event};
 use crate::go_metrics;
 use crate::http::representation as wire;
 use crate::jobs::{self, Job, JobSettings};
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::subscriptions::{status, Subscription};
 use crate::store::events::CallbackRow;
 use crate::store::{self, content as content_sql, metrics as metrics_sql, Tx};
-use crate::subscriptions::model::{status, Subscription};
 
 /// What the consequences depend on besides the change itself.
 #[derive(Debug, Clone)]

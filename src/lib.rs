@@ -35,6 +35,8 @@ pub mod importer;
 pub mod integrations;
 /// Durable jobs and the worker that runs them.
 pub mod jobs;
+/// The vocabulary: records as stored and their writable fields.
+pub mod model;
 /// Clients for the peer services.
 pub mod peers;
 /// The built-in scheduler: cron evaluation and ticks.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sbm::content::model::{MessageFields, MessageSetFields, ScheduleFields};
+use sbm::model::content::{MessageFields, MessageSetFields, ScheduleFields};
 use sbm::store::Db;
 use sqlx::Connection;
 

@@ -9,8 +9,7 @@
 use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
 pub use chrono_tz::Tz;
 
-/// The zone every schedule had before zones existed, and the default.
-pub const DEFAULT_ZONE: &str = "UTC";
+pub use crate::model::content::DEFAULT_ZONE;
 
 /// Why the Seed Scheduler cannot take a zone (compatible mode).
 pub const SCHEDULER_UTC_ONLY: &str = "The Seed Scheduler (SCHEDULER_URL is set) evaluates cron \
@@ -81,7 +80,7 @@ pub fn effective_zone(subscriber: Option<&str>, schedule: &str) -> Tz {
 
 /// The window a message set's sends keep: its own, else the configured default.
 pub fn window_of(
-    set: &super::model::MessageSet,
+    set: &crate::model::content::MessageSet,
     default: Option<SendWindow>,
 ) -> Option<SendWindow> {
     match (&set.send_window_start, &set.send_window_end) {

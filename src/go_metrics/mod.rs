@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::content::model::MessageSet;
+use crate::model::content::MessageSet;
 use crate::scheduling::Cron;
 use crate::store::{self, metrics as sql, Db};
 pub use client::GoMetricsClient;

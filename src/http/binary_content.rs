@@ -15,8 +15,8 @@ use super::links::BaseUrl;
 use super::query::{ListRequest, Paginated};
 use super::schemas::PageParams;
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{BinaryContent, StoredFile};
 use crate::content::{self};
+use crate::model::content::{BinaryContent, StoredFile};
 use crate::store::content as sql;
 use crate::validation::FieldErrors;
 

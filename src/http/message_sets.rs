@@ -19,8 +19,8 @@ use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{ContentType, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::content::{self};
+use crate::model::content::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::store::content as sql;
 
 pub fn router() -> Router<AppState> {

@@ -21,8 +21,8 @@ use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Bytes, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{Message, MessageFields};
 use crate::content::{self};
+use crate::model::content::{Message, MessageFields};
 use crate::store::{content as sql, Pooled};
 
 pub fn router() -> Router<AppState> {

@@ -9,8 +9,8 @@ use super::message_sets::MessageSetOut;
 use super::messages::MessageOut;
 use super::schedules::ScheduleOut;
 use super::subscriptions::SubscriptionOut;
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
-use crate::subscriptions::model::Subscription;
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::subscriptions::Subscription;
 
 fn to_value(out: impl Serialize) -> Value {
     serde_json::to_value(out).expect("wire structs serialize")

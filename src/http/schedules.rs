@@ -15,7 +15,8 @@ use super::local_time::{due_times, DueTimeOut};
 use super::query::{ListRequest, Paginated};
 use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::{self, model::Schedule, model::ScheduleFields};
+use crate::content;
+use crate::model::content::{Schedule, ScheduleFields};
 use crate::store::content as sql;
 
 pub fn router() -> Router<AppState> {

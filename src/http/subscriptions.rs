@@ -18,9 +18,9 @@ use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Accepted, PageParams};
 use super::{ApiError, ApiResult, AppState, UuidId};
+use crate::model::subscriptions::{Subscription, SubscriptionFields};
 use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
-use crate::subscriptions::model::{Subscription, SubscriptionFields};
 use crate::subscriptions::{self, Requester, SendRequest};
 use crate::validation::FieldErrors;
 

@@ -7,16 +7,16 @@ use std::collections::VecDeque;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
 use crate::effects::{self, Change, Effects, Op};
 use crate::events::Event;
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
 use crate::store::import::{self as sql, ContentTable, BATCH_ROWS};
 use crate::store::{self, Conn, Db, Tx};
 use futures_util::TryStreamExt;
 
 use super::report::{Progress, TableReport};
 use super::source::Checked;
-use crate::subscriptions::model::Subscription;
+use crate::model::subscriptions::Subscription;
 
 /// An sbm record that an import writes with its source id.
 pub trait Row: Sized + Send + Sync {

@@ -5,9 +5,10 @@ use uuid::Uuid;
 
 use super::worker::{Claim, Failure, JobContext};
 use crate::content::cron::{to_crontab, CronField};
-use crate::content::model::Schedule;
+use crate::model::content::Schedule;
+use crate::model::subscriptions::SCHEDULER_ID_KEY;
 use crate::store::{content as content_sql, subscriptions as sql};
-use crate::subscriptions::{self, model::SCHEDULER_ID_KEY};
+use crate::subscriptions;
 
 /// `minute hour day-of-month month day-of-week`, the Scheduler's crontab order.
 pub fn cron_definition(s: &Schedule) -> String {

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::{after, Job};
 use crate::effects::Effects;
+use crate::model::subscriptions::Subscription;
 use crate::peers::{self, Peers};
 use crate::store::jobs::{self as sql, JobRow};
 use crate::store::{self, subscriptions as subscription_sql, Db, Tx};
-use crate::subscriptions::model::Subscription;
 use crate::{domain, sending};
 
 /// What jobs need to run.
@@ -449,7 +449,7 @@ async fn record_failure(
         // data, leaves the subscription ready; -1/-2 mark a missing address or message.
         let process_status = failure
             .process_status
-            .unwrap_or(crate::subscriptions::model::status::READY);
+            .unwrap_or(crate::model::subscriptions::status::READY);
         subscription_sql::set_process_status(tx.conn(), subscription, process_status, now).await?;
         let current = if retry {
             None

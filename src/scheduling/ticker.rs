@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::{minute_of, Cron};
-use crate::content::model::Schedule;
 use crate::content::zone::{parse_zone, Tz};
 use crate::jobs::worker::JobContext;
+use crate::model::content::Schedule;
 use crate::store::{self, ticks as sql, Conn, Db};
 
 /// How far back missed ticks are looked for, to report them; older gaps are reported as one.

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use super::completion::Completion;
 use super::{outbound_body, Outbound};
 use crate::jobs::worker::{Claim, Failure, JobContext};
+use crate::model::subscriptions::{status, Subscription, PREPEND_KEY};
 use crate::store::{content as content_sql, subscriptions as sql};
-use crate::subscriptions::model::{status, Subscription, PREPEND_KEY};
 use crate::subscriptions::{resend_sequence_number, Sent};
 
 /// `prefetched` is the subscription as read when the job was claimed, if it was.
