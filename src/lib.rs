@@ -35,6 +35,8 @@ pub mod importer;
 pub mod integrations;
 /// Durable jobs and the worker that runs them.
 pub mod jobs;
+/// Key rotation: sealing every stored secret again with the current key.
+pub mod keys;
 /// The vocabulary: records as stored and their writable fields.
 pub mod model;
 /// Clients for the peer services.
