@@ -206,6 +206,7 @@ async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: "http://127.0.0.1:8000".into(),
+        next_due: sbm::scheduling::local::next_due,
     };
     let mut tx = db.begin().await.unwrap();
     let schedule = sbm::content::create_schedule(&mut tx, &effects, &ScheduleFields::default())

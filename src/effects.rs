@@ -8,13 +8,13 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::events::{self, Event};
-use crate::go_metrics;
-use crate::http::representation as wire;
 use crate::jobs::{self, Job, JobSettings};
 use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::metrics as go_metrics;
 use crate::model::subscriptions::{status, Subscription};
 use crate::store::events::CallbackRow;
 use crate::store::{self, content as content_sql, metrics as metrics_sql, Tx};
+use crate::wire::{self, content::DueTimeOut};
 
 /// What the consequences depend on besides the change itself.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct Effects {
     pub go_metrics: bool,
     /// Where this service is reached, for the URLs in event data.
     pub public_origin: String,
+    /// A schedule's next due times, for its event data (the scheduler computes them:
+    /// `scheduling::local::next_due`, given by the app).
+    pub next_due: fn(&Schedule) -> Vec<DueTimeOut>,
 }
 
 /// What happened to a piece of content.
@@ -190,7 +193,7 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
             ),
             "schedule",
             s.id,
-            wire::schedule(s),
+            wire::schedule(s, (effects.next_due)(s)),
         )],
         Change::MessageSet(op, s) => vec![Event::new(
             content_event(
@@ -311,7 +314,7 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
             "callback",
             callback.id,
             json!({
-                "callback": crate::callbacks::representation(origin, callback),
+                "callback": wire::callback(origin, callback),
                 "reason": reason,
             }),
         )],
@@ -398,6 +401,7 @@ mod tests {
             scheduler_mode,
             go_metrics: false,
             public_origin: "http://sbm.test".into(),
+            next_due: |_| Vec::new(),
         }
     }
 

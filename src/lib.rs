@@ -57,3 +57,5 @@ pub mod subscriptions;
 pub mod telemetry;
 /// DRF-shaped validation errors.
 pub mod validation;
+/// JSON representations with the Django field names.
+pub mod wire;

@@ -52,6 +52,7 @@ pub async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: "http://127.0.0.1:8000".into(),
+        next_due: sbm::scheduling::local::next_due,
     };
     let never = ScheduleFields {
         minute: "0".into(),

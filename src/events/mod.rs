@@ -1,11 +1,10 @@
-//! Lifecycle events: what [`crate::effects`] writes for each change, in the change's own
+//! Lifecycle events: what the consequences table (`effects`) writes for each change, in the change's own
 //! transaction, and how an event looks on the wire (docs/events.md).
 
 pub mod topic;
 
 use std::collections::HashMap;
 
-use chrono::SecondsFormat;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
@@ -88,10 +87,7 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
     crate::integrations::feed(tx, &rows, occurred_at).await
 }
 
-/// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use crate::wire::time::timestamp;
 
 /// An event as the API shows it and as callbacks receive it. Its data is written out as it was
 /// stored, never parsed on the way.

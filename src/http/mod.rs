@@ -7,9 +7,9 @@ pub mod error;
 pub mod input;
 pub mod links;
 pub mod query;
-pub mod representation;
 mod schemas;
-pub mod wire;
+/// Old path of [`crate::wire::time`], kept while the step-7 branches merge.
+pub use crate::wire::time as wire;
 
 mod binary_content;
 mod callbacks;

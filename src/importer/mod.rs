@@ -80,6 +80,7 @@ pub async fn run(db: &Db, options: &Options) -> anyhow::Result<Report> {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: origin.clone(),
+        next_due: crate::scheduling::local::next_due,
     });
     let tx = db.begin().await?;
     let mut run = Run {

@@ -3,5 +3,7 @@
 //! the domain modules work on them.
 
 pub mod auth;
+pub mod callbacks;
 pub mod content;
+pub mod metrics;
 pub mod subscriptions;
