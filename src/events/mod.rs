@@ -37,10 +37,18 @@ impl Event {
     }
 }
 
+/// Events just written, for what follows from them (integration messages, in `effects`).
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub rows: Vec<NewEventRow>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Writes the events in the caller's transaction, each object's numbered on from its last.
-pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
+/// Only the event rows: what else follows from them is the consequences table's to write.
+pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<Recorded> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Recorded::default());
     }
     let mut counts: HashMap<(String, String), (&'static str, i64)> = HashMap::new();
     for e in &events {
@@ -82,9 +90,7 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
         .collect();
     let occurred_at = store::now();
     sql::insert_events(tx.conn(), &rows, occurred_at).await?;
-    // Integration groups take their messages from the same events, in the same transaction;
-    // a message's time is its event's.
-    crate::integrations::feed(tx, &rows, occurred_at).await
+    Ok(Recorded { rows, occurred_at })
 }
 
 pub use crate::wire::time::timestamp;

@@ -211,7 +211,7 @@ async fn flush<T: Row>(
 ) -> store::Result<()> {
     T::upsert(tx.conn(), batch).await?;
     batch.clear();
-    crate::events::record(tx, std::mem::take(events)).await
+    crate::effects::record_events(tx, std::mem::take(events)).await
 }
 
 /// Deletes the gone rows (with their events when asked); returns how many went.
@@ -229,7 +229,7 @@ pub async fn delete_gone<T: Row>(
                 .iter()
                 .flat_map(|row| T::events(effects, Op::Deleted, None, row))
                 .collect();
-            crate::events::record(tx, events).await?;
+            crate::effects::record_events(tx, events).await?;
         }
     }
     Ok(deleted)

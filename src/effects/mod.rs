@@ -4,6 +4,8 @@
 //! what must happen, and [`follow`] writes it all in the same transaction, so the change and its
 //! consequences commit together or not at all.
 
+mod integrations;
+
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -359,8 +361,18 @@ pub async fn follow_all(
         lifecycle.extend(events(effects, *change));
     }
     metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
-    events::record(tx, lifecycle).await?;
+    record_events(tx, lifecycle).await?;
     Ok(written)
+}
+
+/// Writes lifecycle events and what follows from them: the integration groups' messages.
+/// For writers outside [`follow`] (the importer), so an event never goes without its messages.
+pub async fn record_events(tx: &mut Tx, lifecycle: Vec<Event>) -> store::Result<()> {
+    let recorded = events::record(tx, lifecycle).await?;
+    if recorded.rows.is_empty() {
+        return Ok(());
+    }
+    integrations::feed(tx, &recorded.rows, recorded.occurred_at).await
 }
 
 /// The Go Metrics counters a change adds to (the original's real-time `.sum` metrics).
