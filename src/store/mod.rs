@@ -13,7 +13,9 @@ pub mod integrations;
 
 pub mod admin;
 pub mod audit;
+pub mod callbacks;
 pub mod content;
+pub mod deliveries;
 pub mod events;
 pub mod import;
 pub mod jobs;
