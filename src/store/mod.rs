@@ -9,6 +9,7 @@
 mod dialect;
 mod error;
 pub mod filter;
+pub mod integration_messages;
 pub mod integrations;
 
 pub mod admin;
