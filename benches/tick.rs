@@ -31,7 +31,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use sbm::content::model::{MessageFields, MessageSetFields, ScheduleFields};
+use sbm::model::content::{MessageFields, MessageSetFields, ScheduleFields};
 use sbm::store::{Db, PoolSettings};
 use serde_json::{json, Value};
 use sqlx::Connection;
@@ -206,6 +206,7 @@ async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: "http://127.0.0.1:8000".into(),
+        next_due: sbm::scheduling::local::next_due,
     };
     let mut tx = db.begin().await.unwrap();
     let schedule = sbm::content::create_schedule(&mut tx, &effects, &ScheduleFields::default())

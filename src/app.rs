@@ -55,6 +55,7 @@ pub fn job_context(
         scheduler_mode: peer_clients.scheduler.is_some(),
         go_metrics: go_metrics.is_some(),
         public_origin: public_origin.clone(),
+        next_due: crate::scheduling::local::next_due,
     };
     let hub = Arc::new(crate::callbacks::Hub::new(
         crate::callbacks::CallbackSettings::from_config(events)?,

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::auth::model::Caller;
+use crate::model::auth::Caller;
 use crate::store::audit::{self as sql, NewAudit};
 use crate::store::{self, Tx};
 

@@ -229,10 +229,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn rotate_patiently(
     db: &Db,
     keyring: &crate::secrets::Keyring,
-) -> anyhow::Result<crate::secrets::Rotated> {
+) -> anyhow::Result<crate::keys::Rotated> {
     let mut tries = 0;
     loop {
-        match crate::secrets::rotate(db, keyring).await {
+        match crate::keys::rotate(db, keyring).await {
             Err(crate::store::Error::Unavailable(err)) if tries < 5 => {
                 tries += 1;
                 eprintln!("the database is busy ({err}); trying again");

@@ -35,6 +35,10 @@ pub mod importer;
 pub mod integrations;
 /// Durable jobs: their kinds, enqueueing, failed jobs and what a job body returns.
 pub mod jobs;
+/// Key rotation: sealing every stored secret again with the current key.
+pub mod keys;
+/// The vocabulary: records as stored and their writable fields.
+pub mod model;
 /// Clients for the peer services.
 pub mod peers;
 /// The worker process: the job worker and the periodic loops.
@@ -55,3 +59,5 @@ pub mod subscriptions;
 pub mod telemetry;
 /// DRF-shaped validation errors.
 pub mod validation;
+/// JSON representations with the Django field names.
+pub mod wire;

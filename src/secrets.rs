@@ -261,54 +261,6 @@ impl Keyring {
     }
 }
 
-/// What `sbm secrets rotate` did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Rotated {
-    /// Values sealed again with the current key (from a fallback key or from plaintext).
-    pub resealed: usize,
-    /// Values already sealed with the current key.
-    pub current: usize,
-    /// Values no configured key opens, left as they were (named in the log).
-    pub unreadable: usize,
-}
-
-/// Seals every stored secret with the current key: values sealed with a fallback key and
-/// plaintext left from before encryption. Each value is replaced only if unchanged meanwhile.
-pub async fn rotate(db: &crate::store::Db, keyring: &Keyring) -> crate::store::Result<Rotated> {
-    use crate::store::secrets as sql;
-    let mut done = Rotated::default();
-    let mut tx = db.begin().await?;
-    for (id, stored) in sql::callback_secrets(tx.conn()).await? {
-        match keyring.resealed(Purpose::CallbackSecret, &stored) {
-            Some(new) if new == stored => done.current += 1,
-            Some(new) => {
-                done.resealed +=
-                    usize::from(sql::replace_callback_secret(tx.conn(), id, &stored, &new).await?);
-            }
-            None => {
-                tracing::error!(callback = %id, "the callback's secret cannot be decrypted");
-                done.unreadable += 1;
-            }
-        }
-    }
-    for (name, stored) in sql::integration_auth_headers(tx.conn()).await? {
-        match keyring.resealed(Purpose::IntegrationAuthHeader, &stored) {
-            Some(new) if new == stored => done.current += 1,
-            Some(new) => {
-                done.resealed += usize::from(
-                    sql::replace_integration_auth_header(tx.conn(), &name, &stored, &new).await?,
-                );
-            }
-            None => {
-                tracing::error!(group = %name, "the group's auth header cannot be decrypted");
-                done.unreadable += 1;
-            }
-        }
-    }
-    tx.commit().await?;
-    Ok(done)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

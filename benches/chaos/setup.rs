@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sbm::content::model::{MessageFields, MessageSetFields, ScheduleFields};
+use sbm::model::content::{MessageFields, MessageSetFields, ScheduleFields};
 use sbm::store::Db;
 use sqlx::Connection;
 
@@ -52,6 +52,7 @@ pub async fn seed_content(db: &Db) -> (i64, Vec<i64>) {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: "http://127.0.0.1:8000".into(),
+        next_due: sbm::scheduling::local::next_due,
     };
     let never = ScheduleFields {
         minute: "0".into(),

@@ -16,8 +16,8 @@ use super::layout::{notice, page, time};
 use super::message_sets::urlencode;
 use super::schedules::{describe, next_due};
 use super::session::Staff;
-use crate::content::model::{Message, MessageSet, ScheduleFields};
 use crate::http::AppState;
+use crate::model::content::{Message, MessageSet, ScheduleFields};
 use crate::store::{content as sql, Pooled};
 
 pub fn router() -> Router<AppState> {

@@ -13,8 +13,8 @@ use super::form::{csrf_field, FormData, Posted};
 use super::layout::{form_errors, input, notice, page, pager, select, slice, textarea};
 use super::schedules::{describe, invalid};
 use super::session::Staff;
-use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::http::AppState;
+use crate::model::content::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::store::{admin as admin_sql, content as sql, ticks, Pooled, Slice};
 use crate::validation::FieldErrors;
 
@@ -99,7 +99,7 @@ async fn choices(conn: &mut Pooled, except: Option<i64>) -> AdminResult<Choices>
         .await?
         .iter()
         .map(|s| {
-            let f = crate::content::model::ScheduleFields::from(s);
+            let f = crate::model::content::ScheduleFields::from(s);
             (s.id.to_string(), format!("{}: {}", s.id, describe(&f)))
         })
         .collect();

@@ -14,9 +14,9 @@ use super::grid::{audio_paths, load_set};
 use super::layout::{form_errors, input, page, textarea};
 use super::schedules::invalid;
 use super::session::Staff;
-use crate::content::model::{Message, MessageFields, StoredFile};
 use crate::http::limits::MAX_MULTIPART_PARTS;
 use crate::http::AppState;
+use crate::model::content::{Message, MessageFields, StoredFile};
 use crate::store::{content as sql, Pooled};
 use crate::validation::FieldErrors;
 

@@ -15,9 +15,9 @@ use super::form::{csrf_field, FormData, Posted};
 use super::layout::{notice, page, pager, slice, time};
 use super::session::Staff;
 use crate::http::AppState;
+use crate::model::subscriptions::{Subscription, SubscriptionFields};
 use crate::store::filter::{Condition, Value as FilterValue};
 use crate::store::{events as events_sql, subscriptions as sql, Slice};
-use crate::subscriptions::model::{Subscription, SubscriptionFields};
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::model::Caller;
+use crate::model::auth::Caller;
 
 /// More entries than this and the cache starts afresh.
 const MAX_ENTRIES: usize = 10_000;

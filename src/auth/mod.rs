@@ -4,15 +4,16 @@
 //! original keep working, but only their SHA-256 is stored.
 
 pub mod cache;
-pub mod model;
+/// Old path of [`crate::model::auth`], kept while the step-7 branches merge.
+pub use crate::model::auth as model;
 pub mod password;
 pub mod session;
 
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+use crate::model::auth::{Caller, User};
 use crate::store::{self, users, Db, Tx};
-use model::{Caller, User};
 
 /// Length of the token prefix kept in clear for listing and revoking.
 pub const PREFIX_LEN: usize = 8;

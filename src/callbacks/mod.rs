@@ -13,8 +13,7 @@ pub mod verify;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::config::EventsConfig;
 use crate::store::events::CallbackRow;
@@ -120,27 +119,7 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn time(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| json!(crate::events::timestamp(t)))
-}
-
 /// A callback as the API shows it; the secret itself is never shown.
 pub fn representation(origin: &str, c: &CallbackRow) -> Value {
-    json!({
-        "id": c.id,
-        "url": format!("{origin}/api/v1/callbacks/{}/", c.id),
-        "topic": c.topic,
-        "callback": c.callback_url,
-        "state": c.state,
-        "state_reason": c.state_reason,
-        "lease_seconds": c.lease_seconds,
-        "lease_expires_at": time(c.lease_expires_at),
-        "has_secret": c.secret.is_some(),
-        "batch_size": c.batch_size,
-        "failing_since": time(c.failing_since),
-        "created_by": c.created_by,
-        "created_at": time(Some(c.created_at)),
-        "updated_at": time(Some(c.updated_at)),
-        "verified_at": time(c.verified_at),
-    })
+    crate::wire::callback(origin, c)
 }

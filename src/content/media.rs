@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use super::model::StoredFile;
+use crate::model::content::StoredFile;
 
 #[derive(Debug, Clone)]
 pub struct MediaStore {

@@ -4,18 +4,19 @@
 
 pub mod cron;
 pub mod media;
-pub mod model;
+/// Old path of [`crate::model::content`], kept while the step-7 branches merge.
+pub use crate::model::content as model;
 pub mod zone;
 
 pub use crate::domain::{Error, Result};
 use crate::effects::{follow, Change, Effects, Op};
-use crate::store::content::{self as sql, Table};
-use crate::store::{self, Tx};
-use crate::validation::{missing_pk, FieldErrors, NON_FIELD_ERRORS};
-use model::{
+use crate::model::content::{
     BinaryContent, Message, MessageFields, MessageSet, MessageSetFields, Schedule, ScheduleFields,
     StoredFile, Usage, CONTENT_TYPES,
 };
+use crate::store::content::{self as sql, Table};
+use crate::store::{self, Tx};
+use crate::validation::{missing_pk, FieldErrors, NON_FIELD_ERRORS};
 
 pub(crate) async fn check_reference(
     tx: &mut Tx,

@@ -6,11 +6,10 @@
 //! an hour) is its first occurrence; a minute that never happens (a spring-forward skips it) is
 //! the first minute that does happen after the gap.
 
-use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, TimeZone, Utc};
 pub use chrono_tz::Tz;
 
-/// The zone every schedule had before zones existed, and the default.
-pub const DEFAULT_ZONE: &str = "UTC";
+pub use crate::model::content::DEFAULT_ZONE;
 
 /// Why the Seed Scheduler cannot take a zone (compatible mode).
 pub const SCHEDULER_UTC_ONLY: &str = "The Seed Scheduler (SCHEDULER_URL is set) evaluates cron \
@@ -81,7 +80,7 @@ pub fn effective_zone(subscriber: Option<&str>, schedule: &str) -> Tz {
 
 /// The window a message set's sends keep: its own, else the configured default.
 pub fn window_of(
-    set: &super::model::MessageSet,
+    set: &crate::model::content::MessageSet,
     default: Option<SendWindow>,
 ) -> Option<SendWindow> {
     match (&set.send_window_start, &set.send_window_end) {
@@ -111,11 +110,7 @@ pub fn local(zone: Tz, t: DateTime<Utc>) -> NaiveDateTime {
     t.with_timezone(&zone).naive_local()
 }
 
-/// `t` as RFC 3339 with the zone's offset at that instant (`2027-03-28T08:00:00+01:00`).
-pub fn format_local(zone: Tz, t: DateTime<Utc>) -> String {
-    t.with_timezone(&zone)
-        .to_rfc3339_opts(SecondsFormat::Secs, true)
-}
+pub use crate::wire::time::format_local;
 
 /// Hours in which sends may leave, in the subscriber's local time: from `start` (included) to
 /// `end` (excluded); an `end` before `start` crosses midnight (20:00–07:00 is the night).

@@ -1,11 +1,10 @@
-//! Lifecycle events: what [`crate::effects`] writes for each change, in the change's own
+//! Lifecycle events: what the consequences table (`effects`) writes for each change, in the change's own
 //! transaction, and how an event looks on the wire (docs/events.md).
 
 pub mod topic;
 
 use std::collections::HashMap;
 
-use chrono::SecondsFormat;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
@@ -38,10 +37,18 @@ impl Event {
     }
 }
 
+/// Events just written, for what follows from them (integration messages, in `effects`).
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub rows: Vec<NewEventRow>,
+    pub occurred_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Writes the events in the caller's transaction, each object's numbered on from its last.
-pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
+/// Only the event rows: what else follows from them is the consequences table's to write.
+pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<Recorded> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Recorded::default());
     }
     let mut counts: HashMap<(String, String), (&'static str, i64)> = HashMap::new();
     for e in &events {
@@ -83,15 +90,10 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<()> {
         .collect();
     let occurred_at = store::now();
     sql::insert_events(tx.conn(), &rows, occurred_at).await?;
-    // Integration groups take their messages from the same events, in the same transaction;
-    // a message's time is its event's.
-    crate::integrations::feed(tx, &rows, occurred_at).await
+    Ok(Recorded { rows, occurred_at })
 }
 
-/// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
+pub use crate::wire::time::timestamp;
 
 /// An event as the API shows it and as callbacks receive it. Its data is written out as it was
 /// stored, never parsed on the way.

@@ -9,7 +9,8 @@ use base64::Engine;
 
 use super::error::ApiError;
 use super::AppState;
-use crate::auth::{self, model::Caller};
+use crate::auth;
+use crate::model::auth::Caller;
 
 /// An authenticated, active user.
 pub struct User(pub Caller);

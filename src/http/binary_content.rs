@@ -6,8 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::User;
@@ -15,10 +13,11 @@ use super::links::BaseUrl;
 use super::query::{ListRequest, Paginated};
 use super::schemas::PageParams;
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{BinaryContent, StoredFile};
 use crate::content::{self};
+use crate::model::content::StoredFile;
 use crate::store::content as sql;
 use crate::validation::FieldErrors;
+pub use crate::wire::content::BinaryContentOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,39 +28,12 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The absolute URL a stored file is served at.
-pub fn media_url(base: &BaseUrl, path: &str) -> String {
-    base.url(&format!("/media/{path}"))
-}
-
 /// A stored file (the `content` URL of a binary content), served without a token.
 #[utoipa::path(get, path = "/media/{path}", tag = "content", params(("path" = String, Path)),
     responses((status = 200, content((super::schemas::Bytes = "*/*")), description = "The file"),
         (status = 404, description = "No such file")))]
 #[allow(dead_code)]
 pub fn media_file() {}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BinaryContentOut {
-    pub id: i64,
-    /// Absolute URL of the file (what the Message Sender fetches for voice messages).
-    pub content: String,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub updated_at: DateTime<Utc>,
-}
-
-impl BinaryContentOut {
-    pub(super) fn new(base: &BaseUrl, b: BinaryContent) -> Self {
-        BinaryContentOut {
-            id: b.id,
-            content: media_url(base, &b.path),
-            created_at: b.created_at,
-            updated_at: b.updated_at,
-        }
-    }
-}
 
 /// The form field uploads carry their file in.
 pub(super) const UPLOAD_FIELD: &str = "content";

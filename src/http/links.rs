@@ -7,17 +7,7 @@ use axum::http::request::Parts;
 
 use super::error::ApiError;
 use super::AppState;
-
-/// The scheme and authority links start with, without a trailing slash.
-#[derive(Debug, Clone)]
-pub struct BaseUrl(pub String);
-
-impl BaseUrl {
-    /// `path` must start with '/'.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.0, path)
-    }
-}
+pub use crate::wire::BaseUrl;
 
 /// The configured public URL reduced to its origin: the original told operators to set
 /// `STAGE_BASED_MESSAGING_URL` to `https://host/api/v1/subscriptions` or `https://host/api/v1`.

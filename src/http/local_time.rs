@@ -15,47 +15,16 @@ use super::auth::User;
 use super::links::BaseUrl;
 use super::wire::format_time;
 use super::{ApiError, ApiResult, AppState, UuidId};
-use crate::content::model::Schedule;
-use crate::content::zone::{format_local, parse_zone, Tz};
 use crate::scheduling::forecast::{self, Forecast, ForecastSend, ProgrammeEnd, MAX_SENDS};
-use crate::scheduling::Cron;
 use crate::store::jobs::JobRow;
 use crate::validation::FieldErrors;
+pub use crate::wire::content::DueTimeOut;
 
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/api/v1/subscriptions/{id}/forecast",
         get(subscription_forecast),
     )
-}
-
-/// A time in UTC and in a zone's local time (RFC 3339 with that zone's offset then).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DueTimeOut {
-    #[schema(example = "2027-03-29T06:00:00Z")]
-    pub utc: String,
-    #[schema(example = "2027-03-29T08:00:00+02:00")]
-    pub local: String,
-}
-
-impl DueTimeOut {
-    fn new(zone: Tz, t: DateTime<Utc>) -> Self {
-        DueTimeOut {
-            utc: format_time(&t),
-            local: format_local(zone, t),
-        }
-    }
-}
-
-/// The schedule's next `n` due times after `now`, in its own zone.
-pub fn due_times(schedule: &Schedule, now: DateTime<Utc>, n: usize) -> Vec<DueTimeOut> {
-    let (Ok(cron), Ok(zone)) = (Cron::parse(schedule), parse_zone(&schedule.timezone)) else {
-        return Vec::new();
-    };
-    cron.upcoming_in(zone, now, n)
-        .into_iter()
-        .map(|t| DueTimeOut::new(zone, t))
-        .collect()
 }
 
 /// The send job already waiting for this subscription.

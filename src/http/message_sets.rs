@@ -19,9 +19,10 @@ use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{ContentType, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::content::{self};
+use crate::model::content::{MessageSetFields, CONTENT_TYPES};
 use crate::store::content as sql;
+pub use crate::wire::content::MessageSetOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -32,51 +33,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/messageset/{id}/messages", get(with_messages))
         .route("/api/v1/messageset_languages", get(languages))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageSetOut {
-    pub id: i64,
-    pub short_name: String,
-    pub label: String,
-    #[schema(value_type = ContentType)]
-    pub content_type: String,
-    #[schema(required = true)]
-    pub notes: Option<String>,
-    /// The message set a subscription moves on to when it completes this one.
-    #[schema(required = true)]
-    pub next_set: Option<i64>,
-    pub default_schedule: i64,
-    /// The Message Sender channel messages of this set go out on, if not the default.
-    #[schema(required = true)]
-    pub channel: Option<String>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub updated_at: DateTime<Utc>,
-    /// Quiet hours: sends leave only from this time (HH:MM, the subscriber's local time)...
-    pub send_window_start: Option<String>,
-    /// ...until this one (excluded; before the start, the window crosses midnight).
-    pub send_window_end: Option<String>,
-}
-
-impl From<MessageSet> for MessageSetOut {
-    fn from(m: MessageSet) -> Self {
-        MessageSetOut {
-            id: m.id,
-            short_name: m.short_name,
-            label: m.label,
-            content_type: m.content_type,
-            notes: m.notes,
-            next_set: m.next_set_id,
-            default_schedule: m.default_schedule_id,
-            channel: m.channel,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-            send_window_start: m.send_window_start,
-            send_window_end: m.send_window_end,
-        }
-    }
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]

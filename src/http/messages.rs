@@ -14,16 +14,17 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::auth::User;
-use super::binary_content::media_url;
 use super::body::Body;
 use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Bytes, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::model::{Message, MessageFields};
 use crate::content::{self};
+use crate::model::content::{Message, MessageFields};
 use crate::store::{content as sql, Pooled};
+use crate::wire::content::media_url;
+pub use crate::wire::content::MessageOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -33,40 +34,6 @@ pub fn router() -> Router<AppState> {
             get(retrieve).put(replace).patch(update).delete(destroy),
         )
         .route("/api/v1/message/{id}/content", get(message_content))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MessageOut {
-    pub id: i64,
-    pub messageset: i64,
-    pub sequence_number: i32,
-    pub lang: String,
-    #[schema(required = true)]
-    pub text_content: Option<String>,
-    #[schema(required = true)]
-    pub binary_content: Option<i64>,
-    #[schema(value_type = Option<Object>, required = true)]
-    pub metadata: Option<Value>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Message> for MessageOut {
-    fn from(m: Message) -> Self {
-        MessageOut {
-            id: m.id,
-            messageset: m.message_set_id,
-            sequence_number: m.sequence_number,
-            lang: m.lang,
-            text_content: m.text_content,
-            binary_content: m.binary_content_id,
-            metadata: m.metadata.map(|j| j.0),
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        }
-    }
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]

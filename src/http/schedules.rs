@@ -4,19 +4,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
 use super::input::{set, Input, Mode, Text};
-use super::local_time::{due_times, DueTimeOut};
 use super::query::{ListRequest, Paginated};
 use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
-use crate::content::{self, model::Schedule, model::ScheduleFields};
+use crate::content;
+use crate::model::content::{Schedule, ScheduleFields};
+use crate::scheduling::local::due_times;
 use crate::store::content as sql;
+pub use crate::wire::content::ScheduleOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -28,44 +28,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/schedule/{id}/send", axum::routing::post(send))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ScheduleOut {
-    pub id: i64,
-    /// `*` or a comma list of 0–59.
-    pub minute: String,
-    /// `*` or a comma list of 0–23.
-    pub hour: String,
-    /// `*` or a comma list of 1–7, 1 = Monday (0 is accepted for Sunday).
-    pub day_of_week: String,
-    /// `*` or a comma list of 1–31.
-    pub day_of_month: String,
-    /// `*` or a comma list of 1–12.
-    pub month_of_year: String,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub updated_at: DateTime<Utc>,
-    /// The IANA time zone the fields are evaluated in (default `UTC`).
-    pub timezone: String,
-    /// The next five due times, in UTC and in the schedule's zone (computed when shown).
-    pub next_due: Vec<DueTimeOut>,
-}
-
 impl From<Schedule> for ScheduleOut {
     fn from(s: Schedule) -> Self {
         let next_due = due_times(&s, crate::store::now(), 5);
-        ScheduleOut {
-            id: s.id,
-            minute: s.minute,
-            hour: s.hour,
-            day_of_week: s.day_of_week,
-            day_of_month: s.day_of_month,
-            month_of_year: s.month_of_year,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            timezone: s.timezone,
-            next_due,
-        }
+        ScheduleOut::new(s, next_due)
     }
 }
 

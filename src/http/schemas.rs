@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::wire::content::ContentType;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -66,15 +67,6 @@ pub struct PageParams {
     /// Rows to skip, at most `http::query::MAX_OFFSET`.
     #[param(minimum = 0, maximum = 2147483647)]
     offset: Option<i64>,
-}
-
-/// A message set's kind of content.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
-pub enum ContentType {
-    Text,
-    Audio,
 }
 
 /// How an integration group's messages leave: polled by the receiver, or pushed to it.

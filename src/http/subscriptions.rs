@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -18,11 +17,12 @@ use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Accepted, PageParams};
 use super::{ApiError, ApiResult, AppState, UuidId};
+use crate::model::subscriptions::{Subscription, SubscriptionFields};
 use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
-use crate::subscriptions::model::{Subscription, SubscriptionFields};
 use crate::subscriptions::{self, Requester, SendRequest};
 use crate::validation::FieldErrors;
+pub use crate::wire::subscriptions::SubscriptionOut;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -34,61 +34,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/subscriptions/{id}/send", post(send))
         .route("/api/v1/subscriptions/{id}/resend", post(resend))
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SubscriptionOut {
-    pub url: String,
-    pub id: Uuid,
-    pub version: i32,
-    pub identity: Uuid,
-    pub messageset: i64,
-    pub next_sequence_number: i32,
-    pub lang: String,
-    pub active: bool,
-    pub completed: bool,
-    pub schedule: i64,
-    /// -2, -1 error; 0 ready; 1 sending; 2 completed.
-    pub process_status: i16,
-    #[schema(value_type = Option<Object>, required = true)]
-    pub metadata: Option<Value>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "super::wire::drf_time")]
-    pub updated_at: DateTime<Utc>,
-    #[schema(required = true)]
-    pub initial_sequence_number: Option<i32>,
-    #[schema(required = true)]
-    pub created_by: Option<i64>,
-    #[schema(required = true)]
-    pub updated_by: Option<i64>,
-    /// The subscriber's IANA time zone; null means the schedule's.
-    pub timezone: Option<String>,
-}
-
-impl SubscriptionOut {
-    pub(super) fn new(base: &BaseUrl, s: Subscription) -> Self {
-        SubscriptionOut {
-            url: base.url(&format!("/api/v1/subscriptions/{}/", s.id)),
-            id: s.id,
-            version: s.version,
-            identity: s.identity,
-            messageset: s.message_set_id,
-            next_sequence_number: s.next_sequence_number,
-            lang: s.lang,
-            active: s.active,
-            completed: s.completed,
-            schedule: s.schedule_id,
-            process_status: s.process_status,
-            metadata: s.metadata.map(|m| m.0),
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-            initial_sequence_number: s.initial_sequence_number,
-            created_by: s.created_by,
-            updated_by: s.updated_by,
-            timezone: s.timezone,
-        }
-    }
 }
 
 #[derive(Debug, serde::Deserialize, ToSchema)]

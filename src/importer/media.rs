@@ -3,7 +3,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::content::model::BinaryContent;
+use crate::model::content::BinaryContent;
 
 pub struct MediaCopy {
     pub from: Option<PathBuf>,

@@ -7,16 +7,16 @@ use std::collections::VecDeque;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
 use crate::effects::{self, Change, Effects, Op};
 use crate::events::Event;
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
 use crate::store::import::{self as sql, ContentTable, BATCH_ROWS};
 use crate::store::{self, Conn, Db, Tx};
 use futures_util::TryStreamExt;
 
 use super::report::{Progress, TableReport};
 use super::source::Checked;
-use crate::subscriptions::model::Subscription;
+use crate::model::subscriptions::Subscription;
 
 /// An sbm record that an import writes with its source id.
 pub trait Row: Sized + Send + Sync {
@@ -211,7 +211,7 @@ async fn flush<T: Row>(
 ) -> store::Result<()> {
     T::upsert(tx.conn(), batch).await?;
     batch.clear();
-    crate::events::record(tx, std::mem::take(events)).await
+    crate::effects::record_events(tx, std::mem::take(events)).await
 }
 
 /// Deletes the gone rows (with their events when asked); returns how many went.
@@ -229,7 +229,7 @@ pub async fn delete_gone<T: Row>(
                 .iter()
                 .flat_map(|row| T::events(effects, Op::Deleted, None, row))
                 .collect();
-            crate::events::record(tx, events).await?;
+            crate::effects::record_events(tx, events).await?;
         }
     }
     Ok(deleted)

@@ -21,12 +21,12 @@ use futures_util::TryStreamExt;
 use uuid::Uuid;
 
 use crate::config::WorkerConfig;
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
 use crate::effects::Effects;
 use crate::jobs::JobSettings;
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::subscriptions::Subscription;
 use crate::store::import::{self as sql, ContentTable};
 use crate::store::{self, Db, Tx};
-use crate::subscriptions::model::Subscription;
 use merge::{delete_gone, merge, target_checksum, Merged, Row};
 use report::{Progress, Report, Verification};
 use source::{Checked, Source};
@@ -80,6 +80,7 @@ pub async fn run(db: &Db, options: &Options) -> anyhow::Result<Report> {
         scheduler_mode: false,
         go_metrics: false,
         public_origin: origin.clone(),
+        next_due: crate::scheduling::local::next_due,
     });
     let tx = db.begin().await?;
     let mut run = Run {

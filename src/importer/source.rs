@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::schema::{self, Layout, Schema};
 use crate::content::cron::{self, CronField};
 use crate::content::is_language_code;
-use crate::content::model::{Message, MessageSet, Schedule, CONTENT_TYPES};
-use crate::subscriptions::model::{status, Subscription};
+use crate::model::content::{Message, MessageSet, Schedule, CONTENT_TYPES};
+use crate::model::subscriptions::{status, Subscription};
 
 /// The source connection, inside its snapshot transaction.
 pub struct Source {

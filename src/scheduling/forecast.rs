@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Cron;
-use crate::content::model::{Message, MessageSet, Schedule};
 use crate::content::zone::{effective_zone, window_of, SendWindow, Tz};
 use crate::domain::{Error, Result};
+use crate::model::content::{Message, MessageSet, Schedule};
+use crate::model::subscriptions::{status, Subscription};
 use crate::store::jobs::JobRow;
 use crate::store::{content as content_sql, local_time as sql, subscriptions as sub_sql};
 use crate::store::{Db, Pooled};
-use crate::subscriptions::model::{status, Subscription};
 use crate::subscriptions::resend_sequence_number;
 
 /// Most sends one forecast lists.

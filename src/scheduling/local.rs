@@ -6,7 +6,9 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc};
 
 use super::{minute_of, Cron};
-use crate::content::zone::{local, resolve, Tz};
+use crate::content::zone::{local, parse_zone, resolve, Tz};
+use crate::model::content::Schedule;
+use crate::wire::content::DueTimeOut;
 
 impl Cron {
     fn day_matches(&self, day: NaiveDate) -> bool {
@@ -98,6 +100,22 @@ impl Cron {
         }
         due
     }
+}
+
+/// The schedule's next `n` due times after `now`, in its own zone.
+pub fn due_times(schedule: &Schedule, now: DateTime<Utc>, n: usize) -> Vec<DueTimeOut> {
+    let (Ok(cron), Ok(zone)) = (Cron::parse(schedule), parse_zone(&schedule.timezone)) else {
+        return Vec::new();
+    };
+    cron.upcoming_in(zone, now, n)
+        .into_iter()
+        .map(|t| DueTimeOut::new(zone, t))
+        .collect()
+}
+
+/// The next five due times a schedule shows (`next_due`), from now.
+pub fn next_due(schedule: &Schedule) -> Vec<DueTimeOut> {
+    due_times(schedule, crate::store::now(), 5)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ pub mod ticker;
 use chrono::{DateTime, Datelike, DurationRound, Timelike, Utc};
 
 use crate::content::cron::{parse, CronField, CronValues};
-use crate::content::model::Schedule;
+use crate::model::content::Schedule;
 
 /// A Schedule's five fields, parsed.
 #[derive(Debug, Clone)]

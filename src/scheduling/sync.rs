@@ -4,12 +4,13 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::content::cron::{to_crontab, CronField};
-use crate::content::model::Schedule;
 use crate::jobs::{Claim, Failure, Outcome};
+use crate::model::content::Schedule;
+use crate::model::subscriptions::SCHEDULER_ID_KEY;
 use crate::peers::Peers;
 use crate::store::Db;
 use crate::store::{content as content_sql, subscriptions as sql};
-use crate::subscriptions::{self, model::SCHEDULER_ID_KEY};
+use crate::subscriptions;
 
 /// What the Seed Scheduler jobs need: the database, the peers, the origin the Scheduler posts
 /// back to, and the token it presents there.

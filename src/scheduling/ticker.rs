@@ -13,8 +13,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{minute_of, Cron};
-use crate::content::model::Schedule;
 use crate::content::zone::{parse_zone, Tz};
+use crate::model::content::Schedule;
 use crate::store::{self, ticks as sql, Conn, Db, Tx};
 
 /// How far back missed ticks are looked for, to report them; older gaps are reported as one.

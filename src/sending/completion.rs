@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::content::model::MessageSet;
 use crate::effects::{follow_all, Change, Effects};
 use crate::jobs::Failure;
+use crate::model::content::MessageSet;
+use crate::model::subscriptions::Subscription;
 use crate::store::{jobs as jobs_sql, Db};
-use crate::subscriptions::model::Subscription;
 use crate::subscriptions::{self, Sent};
 
 const BATCH: usize = 256;
@@ -25,7 +25,7 @@ pub struct Completion {
     /// `None` for a resend, which does not advance.
     pub sent: Option<Sent>,
     /// The subscription the message went to, as read before the send.
-    pub subscription: crate::subscriptions::model::Subscription,
+    pub subscription: crate::model::subscriptions::Subscription,
     pub sequence_number: i32,
     /// The Message Sender's id for the outbound.
     pub outbound_id: String,

@@ -11,7 +11,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::content::model::{Message, MessageSet};
+use crate::model::content::{Message, MessageSet};
 use crate::store::{self, content as content_sql, subscriptions as sql, Db};
 
 struct Map<K, V>(Mutex<HashMap<K, (Instant, V)>>);

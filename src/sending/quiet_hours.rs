@@ -7,11 +7,11 @@
 //! opens as any waiting job does.
 
 use super::job::SendDeps;
-use crate::content::model::MessageSet;
 use crate::content::zone::{effective_zone, format_local, local, window_of};
 use crate::jobs::{Claim, Failure};
+use crate::model::content::MessageSet;
+use crate::model::subscriptions::Subscription;
 use crate::store::{self, local_time as sql};
-use crate::subscriptions::model::Subscription;
 
 /// Defers the claimed send if it is outside its window now; `true` when it did (or when the
 /// job was lost to another worker meanwhile): the send must then not go out.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn, Result};
-use crate::auth::model::User;
+use crate::model::auth::User;
 
 pub async fn set_password_hash(conn: Conn<'_>, user_id: i64, hash: Option<&str>) -> Result<()> {
     const SQL: &str = "update app_user set password_hash = $2 where id = $1";
@@ -174,7 +174,7 @@ pub async fn search_message_sets(
     conn: Conn<'_>,
     search: &str,
     slice: super::Slice,
-) -> Result<super::Page<crate::content::model::MessageSet>> {
+) -> Result<super::Page<crate::model::content::MessageSet>> {
     const WHERE: &str =
         "where lower(short_name) like $1 escape '\\' or lower(label) like $1 escape '\\'";
     let count_sql = format!("select count(*) from message_set {WHERE}");

@@ -5,7 +5,7 @@ use sqlx::types::Json;
 
 use super::filter::{count_and_page, Condition};
 use super::{on_conn, Conn, Page, Result, Slice};
-use crate::content::model::{
+use crate::model::content::{
     BinaryContent, Message, MessageFields, MessageSet, MessageSetFields, Schedule, ScheduleFields,
     StoredFile,
 };

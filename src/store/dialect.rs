@@ -100,6 +100,21 @@ pub(super) fn is_busy(err: &dyn sqlx::error::DatabaseError) -> bool {
     }
 }
 
+/// The statistics of a queue table lag far behind it (autovacuum has not caught up with a
+/// million rows that came and went); keep the planner on ordered index walks, which skip dead
+/// entries, whatever they say. `set local` ends with the caller's transaction.
+pub(super) async fn prefer_index_walks(
+    c: &mut sqlx::PgConnection,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("set local enable_bitmapscan = off")
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("set local enable_seqscan = off")
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::borrow::Cow;

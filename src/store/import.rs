@@ -11,8 +11,8 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{on_conn, Conn, Result};
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
-use crate::subscriptions::model::Subscription;
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::subscriptions::Subscription;
 
 /// Rows per multi-row statement: under both engines' limits on bound parameters (SQLite
 /// 32,766, PostgreSQL 65,535) for the widest table (17 columns).

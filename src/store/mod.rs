@@ -9,11 +9,14 @@
 mod dialect;
 mod error;
 pub mod filter;
+pub mod integration_messages;
 pub mod integrations;
 
 pub mod admin;
 pub mod audit;
+pub mod callbacks;
 pub mod content;
+pub mod deliveries;
 pub mod events;
 pub mod import;
 pub mod jobs;

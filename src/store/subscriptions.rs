@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::filter::{count_and_page_ordered, Condition};
 use super::{on_conn, Conn, Page, Result, Slice};
-use crate::content::model::Message;
-use crate::subscriptions::model::{Subscription, SubscriptionFields};
+use crate::model::content::Message;
+use crate::model::subscriptions::{Subscription, SubscriptionFields};
 
 /// The columns written from [`SubscriptionFields`], after `id`.
 pub async fn insert_subscription(

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn, Result};
-use crate::content::model::Schedule;
+use crate::model::content::Schedule;
 
 pub async fn all_schedules(conn: Conn<'_>) -> Result<Vec<Schedule>> {
     const SQL: &str = "select * from schedule order by id";

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{on_conn, Conn, Result};
-use crate::auth::model::{Caller, TokenInfo, User};
+use crate::model::auth::{Caller, TokenInfo, User};
 
 /// Creates the user, or returns the existing one with that email (and whether it was created).
 pub async fn get_or_create_user(

@@ -2,7 +2,8 @@
 //! (advancing the sequence, completing the set, starting the next set). Every function takes the
 //! caller's transaction and reports its changes to [`effects`](crate::effects).
 
-pub mod model;
+/// Old path of [`crate::model::subscriptions`], kept while the step-7 branches merge.
+pub use crate::model::subscriptions as model;
 
 use std::time::Duration;
 
@@ -11,11 +12,11 @@ use uuid::Uuid;
 use crate::content::{check_reference, is_language_code, LANGUAGE_ERROR};
 pub use crate::domain::{Error, Result};
 use crate::effects::{follow, Change, Effects};
+use crate::model::subscriptions::{status, Subscription, SubscriptionFields};
 use crate::store::content::{self as content_sql, Table};
 use crate::store::subscriptions::{self as sql, Advance};
 use crate::store::{self, Tx};
 use crate::validation::FieldErrors;
-use model::{status, Subscription, SubscriptionFields};
 
 async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Result<()> {
     let mut errors = FieldErrors::new();

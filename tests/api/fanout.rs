@@ -104,7 +104,9 @@ async fn a_stored_value_too_deep_to_parse_stops_no_list_delivery_or_fetch(backen
     // A value written before input was bounded: deeper than any JSON reader parses.
     let mut tx = app.db.begin().await.unwrap();
     let poison = sbm::events::Event::new("test.poison", "test", "1", nested(200));
-    sbm::events::record(&mut tx, vec![poison]).await.unwrap();
+    sbm::effects::record_events(&mut tx, vec![poison])
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let later = app.create_schedule().await;
 

@@ -40,8 +40,9 @@ async fn a_rolled_back_change_writes_no_event_and_a_committed_one_always_does(ba
         scheduler_mode: false,
         go_metrics: false,
         public_origin: app.address.clone(),
+        next_due: sbm::scheduling::local::next_due,
     };
-    let fields = sbm::content::model::ScheduleFields {
+    let fields = sbm::model::content::ScheduleFields {
         minute: "0".into(),
         hour: "8".into(),
         day_of_week: "1".into(),

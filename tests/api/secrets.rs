@@ -270,7 +270,7 @@ async fn plaintext_secrets_from_before_encryption_still_sign_and_rotate_seals_th
         signature("legacy-plain", &d)
     );
 
-    let done = sbm::secrets::rotate(&app.db, &test_keys()).await.unwrap();
+    let done = sbm::keys::rotate(&app.db, &test_keys()).await.unwrap();
     assert_eq!((done.resealed, done.current, done.unreadable), (1, 0, 0));
     let resealed = stored_callback_secret(&app).await;
     assert!(resealed.starts_with("sbm:v1:"), "{resealed}");
@@ -280,7 +280,7 @@ async fn plaintext_secrets_from_before_encryption_still_sign_and_rotate_seals_th
             .unwrap(),
         "legacy-plain"
     );
-    let again = sbm::secrets::rotate(&app.db, &test_keys()).await.unwrap();
+    let again = sbm::keys::rotate(&app.db, &test_keys()).await.unwrap();
     assert_eq!((again.resealed, again.current), (0, 1));
 }
 

@@ -4,6 +4,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+/// The zone every schedule had before zones existed, and the default.
+pub const DEFAULT_ZONE: &str = "UTC";
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Schedule {
     pub id: i64,
@@ -38,7 +41,7 @@ impl Default for ScheduleFields {
             day_of_week: any(),
             day_of_month: any(),
             month_of_year: any(),
-            timezone: super::zone::DEFAULT_ZONE.to_string(),
+            timezone: DEFAULT_ZONE.to_string(),
         }
     }
 }

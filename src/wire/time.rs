@@ -1,6 +1,8 @@
-//! Details of the wire format shared by every resource.
+//! Times on the wire: DRF's format in API bodies, RFC 3339 with microseconds in events, local
+//! times with their zone's offset.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
 use serde::Serializer;
 
 /// Timestamps as DRF wrote them: ISO 8601 in UTC with a `Z`, microseconds when non-zero.
@@ -15,6 +17,17 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
         SecondsFormat::Micros
     };
     time.to_rfc3339_opts(format, true)
+}
+
+/// `t` as RFC 3339 with the zone's offset at that instant (`2027-03-28T08:00:00+01:00`).
+pub fn format_local(zone: Tz, t: DateTime<Utc>) -> String {
+    t.with_timezone(&zone)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Times in events, callbacks and deliveries: RFC 3339 in UTC, always with microseconds.
+pub fn timestamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 #[cfg(test)]

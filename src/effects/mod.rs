@@ -4,17 +4,22 @@
 //! what must happen, and [`follow`] writes it all in the same transaction, so the change and its
 //! consequences commit together or not at all.
 
-use serde_json::{json, Value};
+mod counters;
+mod integrations;
+mod lifecycle;
+
+pub use counters::metrics;
+pub use lifecycle::events;
+
 use uuid::Uuid;
 
-use crate::content::model::{BinaryContent, Message, MessageSet, Schedule};
 use crate::events::{self, Event};
-use crate::go_metrics;
-use crate::http::representation as wire;
 use crate::jobs::{self, Job, JobSettings};
+use crate::model::content::{BinaryContent, Message, MessageSet, Schedule};
+use crate::model::subscriptions::{status, Subscription};
 use crate::store::events::CallbackRow;
-use crate::store::{self, content as content_sql, metrics as metrics_sql, Tx};
-use crate::subscriptions::model::{status, Subscription};
+use crate::store::{self, metrics as metrics_sql, Tx};
+use crate::wire::content::DueTimeOut;
 
 /// What the consequences depend on besides the change itself.
 #[derive(Debug, Clone)]
@@ -26,6 +31,9 @@ pub struct Effects {
     pub go_metrics: bool,
     /// Where this service is reached, for the URLs in event data.
     pub public_origin: String,
+    /// A schedule's next due times, for its event data (the scheduler computes them:
+    /// `scheduling::local::next_due`, given by the app).
+    pub next_due: fn(&Schedule) -> Vec<DueTimeOut>,
 }
 
 /// What happened to a piece of content.
@@ -156,187 +164,6 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
     }
 }
 
-fn content_event(
-    op: Op,
-    created: &'static str,
-    updated: &'static str,
-    deleted: &'static str,
-) -> &'static str {
-    match op {
-        Op::Created => created,
-        Op::Updated => updated,
-        Op::Deleted => deleted,
-    }
-}
-
-/// The names of the fields that differ between two representations (timestamps aside).
-fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
-    let (Some(before), Some(after)) = (before.as_object(), after.as_object()) else {
-        return Vec::new();
-    };
-    after
-        .iter()
-        .filter(|(key, value)| {
-            key.as_str() != "updated_at" && before.get(key.as_str()) != Some(value)
-        })
-        .map(|(key, _)| key.clone())
-        .collect()
-}
-
-/// The lifecycle events a change writes (docs/events.md lists them).
-pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
-    let origin = effects.public_origin.as_str();
-    let subscription = |s: &Subscription| wire::subscription(origin, s);
-    match change {
-        Change::Schedule(op, s) => vec![Event::new(
-            content_event(
-                op,
-                "schedule.created",
-                "schedule.updated",
-                "schedule.deleted",
-            ),
-            "schedule",
-            s.id,
-            wire::schedule(s),
-        )],
-        Change::MessageSet(op, s) => vec![Event::new(
-            content_event(
-                op,
-                "messageset.created",
-                "messageset.updated",
-                "messageset.deleted",
-            ),
-            "messageset",
-            s.id,
-            wire::message_set(s),
-        )],
-        Change::Message(op, m) => vec![Event::new(
-            content_event(op, "message.created", "message.updated", "message.deleted"),
-            "message",
-            m.id,
-            wire::message(m),
-        )],
-        Change::BinaryContent(op, b) => vec![Event::new(
-            content_event(
-                op,
-                "binarycontent.created",
-                "binarycontent.updated",
-                "binarycontent.deleted",
-            ),
-            "binarycontent",
-            b.id,
-            wire::binary_content(origin, b),
-        )],
-        Change::SubscriptionCreated(s) => {
-            vec![Event::new(
-                "subscription.created",
-                "subscription",
-                s.id,
-                subscription(s),
-            )]
-        }
-        Change::SubscriptionUpdated { before, after } => {
-            let data = subscription(after);
-            let changed = changed_fields(&subscription(before), &data);
-            let mut updated = data.clone();
-            updated["changed"] = json!(changed);
-            let mut events = vec![Event::new(
-                "subscription.updated",
-                "subscription",
-                after.id,
-                updated,
-            )];
-            events.extend(
-                lifecycle_step(before, after)
-                    .map(|step| Event::new(step, "subscription", after.id, data)),
-            );
-            events
-        }
-        // Most advances are neither: the subscription is serialized only for one that is.
-        Change::SubscriptionAdvanced { before, after } => lifecycle_step(before, after)
-            .map(|step| Event::new(step, "subscription", after.id, subscription(after)))
-            .into_iter()
-            .collect(),
-        Change::SubscriptionDeleted(s) => {
-            vec![Event::new(
-                "subscription.deleted",
-                "subscription",
-                s.id,
-                subscription(s),
-            )]
-        }
-        Change::SendRequested { .. } | Change::SendRefused(_) => Vec::new(),
-        Change::MessageSent {
-            subscription: s,
-            set,
-            sequence_number,
-            outbound_id,
-            send_id,
-            resend,
-        } => vec![Event::new(
-            "send.succeeded",
-            "subscription",
-            s.id,
-            json!({
-                "subscription": subscription(s),
-                "messageset": set.id,
-                "sequence_number": sequence_number,
-                "outbound_id": outbound_id,
-                "send_id": send_id,
-                "resend": resend,
-            }),
-        )],
-        Change::SendFailed { retrying: true, .. }
-        | Change::SendFailed {
-            subscription: None, ..
-        } => Vec::new(),
-        Change::SendFailed {
-            subscription: Some(s),
-            reason,
-            error,
-            task_id,
-            attempts,
-            retrying: false,
-        } => vec![Event::new(
-            if reason == Some("errored") {
-                "send.errored"
-            } else {
-                "send.failed"
-            },
-            "subscription",
-            s.id,
-            json!({
-                "subscription": subscription(s),
-                "task_id": task_id,
-                "attempts": attempts,
-                "reason": reason.unwrap_or("other"),
-                "error": error,
-            }),
-        )],
-        Change::CallbackDisabled { callback, reason } => vec![Event::new(
-            "callback.disabled",
-            "callback",
-            callback.id,
-            json!({
-                "callback": crate::callbacks::representation(origin, callback),
-                "reason": reason,
-            }),
-        )],
-        Change::PushDue { .. } => Vec::new(),
-    }
-}
-
-/// `subscription.completed` or `subscription.deactivated`, when the change is one of those.
-fn lifecycle_step(before: &Subscription, after: &Subscription) -> Option<&'static str> {
-    if !before.completed && after.completed {
-        Some("subscription.completed")
-    } else if before.active && !after.active {
-        Some("subscription.deactivated")
-    } else {
-        None
-    }
-}
-
 /// Writes the change's consequences in its transaction; returns how many jobs were new (a job
 /// equal to one already waiting is not written twice).
 pub async fn follow(tx: &mut Tx, effects: &Effects, change: Change<'_>) -> store::Result<usize> {
@@ -364,26 +191,18 @@ pub async fn follow_all(
         lifecycle.extend(events(effects, *change));
     }
     metrics_sql::record(tx.conn(), &names, 1.0, store::now()).await?;
-    events::record(tx, lifecycle).await?;
+    record_events(tx, lifecycle).await?;
     Ok(written)
 }
 
-/// The Go Metrics counters a change adds to (the original's real-time `.sum` metrics).
-pub async fn metrics(tx: &mut Tx, change: Change<'_>) -> store::Result<Vec<String>> {
-    Ok(match change {
-        Change::SubscriptionCreated(s) => {
-            match content_sql::get_message_set(tx.conn(), s.message_set_id).await? {
-                Some(set) => go_metrics::created(&set, &s.lang),
-                None => Vec::new(),
-            }
-        }
-        Change::MessageSent { set, .. } => go_metrics::sent(set),
-        Change::SendFailed {
-            reason: Some(reason),
-            ..
-        } => go_metrics::send_failed(reason),
-        _ => Vec::new(),
-    })
+/// Writes lifecycle events and what follows from them: the integration groups' messages.
+/// For writers outside [`follow`] (the importer), so an event never goes without its messages.
+pub async fn record_events(tx: &mut Tx, lifecycle: Vec<Event>) -> store::Result<()> {
+    let recorded = events::record(tx, lifecycle).await?;
+    if recorded.rows.is_empty() {
+        return Ok(());
+    }
+    integrations::feed(tx, &recorded.rows, recorded.occurred_at).await
 }
 
 #[cfg(test)]
@@ -406,6 +225,7 @@ mod tests {
             scheduler_mode,
             go_metrics: false,
             public_origin: "http://sbm.test".into(),
+            next_due: |_| Vec::new(),
         }
     }
 
