@@ -158,7 +158,7 @@ async fn send_now(
     _posted: Posted,
 ) -> AdminResult<Response> {
     let mut tx = state.db.begin().await?;
-    manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
+    manage::send_now(&mut tx, &state.effects, &name).await?;
     tx.commit().await?;
     state.wake.notify_one();
     let to = format!(

@@ -6,8 +6,8 @@ use url::Url;
 use super::ssrf::AddressPolicy;
 use super::CallbackSettings;
 use crate::domain::{Error, Result};
+use crate::effects::{follow, Change, Effects};
 use crate::events::topic::{self, Topic};
-use crate::jobs::{self, Job};
 use crate::store::{self, events as sql, Tx};
 use crate::validation::FieldErrors;
 
@@ -147,7 +147,7 @@ pub fn parse(
 /// `NotFound`, whether or not someone else did.
 pub async fn request(
     tx: &mut Tx,
-    jobs_settings: &jobs::JobSettings,
+    effects: &Effects,
     settings: &CallbackSettings,
     request: HubRequest,
     owner: i64,
@@ -172,23 +172,20 @@ pub async fn request(
                 .ok_or(Error::NotFound)?
         }
     };
-    jobs::enqueue(
-        tx,
-        jobs_settings,
-        &Job::VerifyCallback {
-            callback_id: callback.id,
-            mode: request.mode,
-            topic: request.topic.raw,
-            lease_seconds,
-            // Sealed from here on: in the job's payload and then in the callback row.
-            secret: request.secret.map(|s| {
-                settings
-                    .keyring
-                    .seal(crate::secrets::Purpose::CallbackSecret, &s)
-            }),
-        },
-    )
-    .await?;
+    // Sealed from here on: in the job's payload and then in the callback row.
+    let sealed = request.secret.map(|s| {
+        settings
+            .keyring
+            .seal(crate::secrets::Purpose::CallbackSecret, &s)
+    });
+    let change = Change::HubRequested {
+        callback_id: callback.id,
+        mode: request.mode,
+        topic: &request.topic.raw,
+        lease_seconds,
+        sealed_secret: sealed.as_deref(),
+    };
+    follow(tx, effects, change).await?;
     Ok(())
 }
 

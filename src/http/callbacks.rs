@@ -113,7 +113,7 @@ pub async fn subscribe(
     let mut tx = state.begin().await?;
     hub::request(
         &mut tx,
-        &state.effects.jobs,
+        &state.effects,
         &state.hub.settings,
         request,
         caller.user_id,

@@ -550,7 +550,7 @@ pub async fn send_now(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let mut tx = state.begin().await?;
-    let queued = integrations::manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
+    let queued = integrations::manage::send_now(&mut tx, &state.effects, &name).await?;
     let actor = crate::audit::Actor::user(&caller);
     let object = crate::audit::Object::new("integration_group", &name);
     crate::audit::record(

@@ -113,12 +113,8 @@ pub async fn fire_scheduled(
     _: User,
 ) -> ApiResult<(StatusCode, Json<ScheduledMetricsOut>)> {
     let mut tx = state.begin().await?;
-    crate::jobs::enqueue(
-        &mut tx,
-        &state.effects.jobs,
-        &crate::jobs::Job::FireScheduledMetrics,
-    )
-    .await?;
+    let change = crate::effects::Change::ScheduledMetricsRequested;
+    crate::effects::follow(&mut tx, &state.effects, change).await?;
     state.commit(tx).await?;
     Ok((
         StatusCode::OK,

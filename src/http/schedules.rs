@@ -219,12 +219,8 @@ pub async fn send(
     sql::get_schedule(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    crate::jobs::enqueue(
-        &mut tx,
-        &state.effects.jobs,
-        &crate::jobs::Job::FireSchedule { schedule_id: id },
-    )
-    .await?;
+    let change = crate::effects::Change::ScheduleFireRequested { schedule_id: id };
+    crate::effects::follow(&mut tx, &state.effects, change).await?;
     state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(Empty {})))
 }

@@ -1,23 +1,21 @@
 //! Operators' actions on integration groups, for the API and the admin UI alike.
 
 use crate::domain::{Error, Result};
-use crate::jobs::{self, Job, JobSettings};
+use crate::effects::{follow, Change, Effects};
 use crate::store::integrations::{self as sql, ErrorRow};
 use crate::store::{self, Tx};
 
 /// "Send outstanding messages now": queues a push of a send group; `false` when one is queued
 /// already. A poll group is refused.
-pub async fn send_now(tx: &mut Tx, settings: &JobSettings, name: &str) -> Result<bool> {
+pub async fn send_now(tx: &mut Tx, effects: &Effects, name: &str) -> Result<bool> {
     let group = super::existing_group(tx, name).await?;
     if group.method != "send" {
         return Err(Error::Refused(format!(
             "Integration group \"{name}\" is polled (method \"poll\"); it does not push."
         )));
     }
-    let job = Job::PushIntegration {
-        group: name.to_string(),
-    };
-    Ok(jobs::enqueue(tx, settings, &job).await?)
+    let change = Change::IntegrationPushRequested { group: name };
+    Ok(follow(tx, effects, change).await? > 0)
 }
 
 /// Acknowledges the error as `user_id` (the first acknowledgement is kept); returns it.
