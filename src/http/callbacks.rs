@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::auth::User;
 use super::body::{content_type, essence, parse_form, read_limited, Body};
 use super::error::{ApiError, ApiResult};
-use super::input::field;
 use super::query::{parse_time, Filters, ListRequest, Paginated};
 use super::schemas::{CallbackOut, CallbackState, DeliveryState, PageParams, TopicText};
 use super::{AppState, Id, UuidId};
@@ -23,6 +22,7 @@ use crate::events::timestamp as time;
 use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
 use crate::store::filter::{Condition, Op, Value as FilterValue};
 use crate::store::Conn;
+use crate::validation::input::field;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {

@@ -10,17 +10,17 @@ use serde_json::{json, Value};
 use super::auth::{Admin, PollCaller};
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
-use super::input::{field, set, Input, Mode, Text};
 use super::integration_wire::*;
 use super::query::{ListRequest, Paginated, Params};
 use super::schemas::PageParams;
 use super::{AppState, Id};
-use crate::content::cron::{self, CronField};
+use crate::audit::Actor;
 use crate::events::timestamp as time;
-use crate::integrations::{self, format, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
+use crate::integrations::{self, format, manage, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
 use crate::store::filter::{Condition, Value as FilterValue};
 use crate::store::integrations::{self as sql, ErrorRow, GroupRow, MessageRow};
 use crate::store::{self, Conn};
+use crate::validation::input::{field, Input, Mode};
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -53,172 +53,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/integration-errors/{id}/acknowledge",
             post(acknowledge),
         )
-}
-
-fn is_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn is_http_url(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-}
-
-/// An optional whole number from 1 to `max`.
-fn bounded(input: &mut Input<'_>, name: &str, max: i32) -> Option<i32> {
-    let value = input.integer(name, false, Some(1))?;
-    match i32::try_from(value) {
-        Ok(value) if value <= max => Some(value),
-        _ => {
-            input.error(
-                name,
-                format!("Ensure this value is less than or equal to {max}."),
-            );
-            None
-        }
-    }
-}
-
-/// Reads a group from a request body onto `group` (a new group's defaults, or the stored
-/// group for a PATCH). Returns its topics: those of the body's `event_types`, or else
-/// `current_topics`. Every error of the body is reported at once.
-pub fn read_group(
-    body: &Value,
-    mode: Mode,
-    group: &mut GroupRow,
-    current_topics: &[String],
-) -> ApiResult<Vec<(String, String)>> {
-    let mut input = Input::new(body, mode)?;
-    if mode == Mode::Create {
-        if let Some(name) = input.text("name", Text::required().max(64)) {
-            if is_name(&name) {
-                group.name = name;
-            } else {
-                input.error(
-                    "name",
-                    "Use 1 to 64 lower-case letters, digits, '-' and '_'.",
-                );
-            }
-        }
-    } else if let Some(name) = field(body, "name").and_then(Value::as_str) {
-        if name != group.name {
-            input.error("name", "The name of a group cannot change.");
-        }
-    }
-    set(
-        &mut group.method,
-        input.choice("method", true, &["poll", "send"]),
-    );
-    set(
-        &mut group.title,
-        input.text("title", Text::required().max(200)),
-    );
-    set(
-        &mut group.description,
-        input.text("description", Text::optional()),
-    );
-    set(
-        &mut group.lease_seconds,
-        bounded(&mut input, "lease_seconds", 86_400),
-    );
-    if let Some(url) = input.nullable_text("target_url", Text::optional().max(2000)) {
-        match url.filter(|u| !u.trim().is_empty()) {
-            Some(url) if !is_http_url(url.trim()) => {
-                input.error("target_url", "Enter a valid http or https URL.")
-            }
-            url => group.target_url = url.map(|u| u.trim().to_string()),
-        }
-    }
-    if let Some(auth) = input.nullable_text("auth_header", Text::optional().max(4000)) {
-        match auth.filter(|a| !a.trim().is_empty()) {
-            Some(text) if integrations::push::auth_header(&text).is_none() => input.error(
-                "auth_header",
-                "Not a valid header value (no line breaks or control characters).",
-            ),
-            auth => group.auth_header = auth,
-        }
-    }
-    set(
-        &mut group.format,
-        input.choice("format", false, &["json", "ndjson", "csv"]),
-    );
-    let cron_rule = Text::optional().not_blank().max(64);
-    for (field, slot) in [
-        (CronField::Minute, &mut group.minute),
-        (CronField::Hour, &mut group.hour),
-        (CronField::DayOfWeek, &mut group.day_of_week),
-        (CronField::DayOfMonth, &mut group.day_of_month),
-        (CronField::MonthOfYear, &mut group.month_of_year),
-    ] {
-        if let Some(text) = input.text(field.name(), cron_rule) {
-            match cron::parse(field, &text) {
-                Ok(_) => *slot = text.trim().to_string(),
-                Err(message) => input.error(field.name(), message),
-            }
-        }
-    }
-    set(
-        &mut group.max_batch_size,
-        bounded(&mut input, "max_batch_size", 10_000),
-    );
-    set(&mut group.skip_empty, input.boolean("skip_empty", false));
-    set(
-        &mut group.instance,
-        input.text("instance", Text::optional().not_blank().max(200)),
-    );
-    let mut topics = integrations::parse_topics(current_topics).unwrap_or_default();
-    match field(body, "event_types") {
-        None => {}
-        Some(Value::Array(items)) => {
-            let texts: Option<Vec<String>> = items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect();
-            match texts.map(|t| integrations::parse_topics(&t)) {
-                Some(Ok(parsed)) => topics = parsed,
-                Some(Err(message)) => input.error("event_types", message),
-                None => input.error("event_types", "Each event type must be a string."),
-            }
-        }
-        Some(_) => input.error(
-            "event_types",
-            "Expected a list of event types, such as [\"subscription.*\"].",
-        ),
-    }
-    if group.method == "send" && group.target_url.is_none() {
-        input.error("target_url", "A send group needs a target URL.");
-    }
-    input.finish()?;
-    Ok(topics)
-}
-
-/// A new group before the body is read onto it.
-pub fn new_group(instance: &str, now: chrono::DateTime<chrono::Utc>) -> GroupRow {
-    GroupRow {
-        name: String::new(),
-        method: String::new(),
-        title: String::new(),
-        description: String::new(),
-        lease_seconds: 300,
-        target_url: None,
-        auth_header: None,
-        format: "json".into(),
-        minute: "0".into(),
-        hour: "2".into(),
-        day_of_week: "*".into(),
-        day_of_month: "*".into(),
-        month_of_year: "*".into(),
-        max_batch_size: 100,
-        skip_empty: true,
-        instance: instance.to_string(),
-        next_push_at: None,
-        last_push_at: None,
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> ApiResult<GroupOut> {
@@ -301,20 +135,15 @@ pub async fn create(
     Admin(caller): Admin,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<GroupOut>)> {
-    let now = store::now();
-    let mut group = new_group(&state.instance_name, now);
-    let topics = read_group(&body, Mode::Create, &mut group, &[])?;
-    group.next_push_at = integrations::next_push(&group, now);
+    let (group, topics) = manage::read_new(&state.instance_name, &body)?;
     let mut tx = state.begin().await?;
-    integrations::create_group(&mut tx, &state.hub.settings.keyring, &group, &topics).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &group.name);
-    crate::audit::record(
+    let actor = Actor::user(&caller);
+    manage::create(
         &mut tx,
+        &state.hub.settings.keyring,
         &actor,
-        "integration_group.create",
-        object,
-        json!({}),
+        &group,
+        &topics,
     )
     .await?;
     let out = representation(&state, tx.conn(), &group).await?;
@@ -346,24 +175,9 @@ pub async fn update(
     Body(body): Body,
 ) -> ApiResult<Json<GroupOut>> {
     let mut tx = state.begin().await?;
-    let mut group = integrations::existing_group(&mut tx, &name).await?;
-    let current_topics = sql::group_topics(tx.conn(), &name).await?;
-    let topics = read_group(&body, Mode::Partial, &mut group, &current_topics)?;
-    let now = store::now();
-    group.updated_at = now;
-    group.next_push_at = integrations::next_push(&group, now);
-    let stored = integrations::sealed(&state.hub.settings.keyring, &group);
-    sql::update_group(tx.conn(), &stored, &topics).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &group.name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.update",
-        object,
-        json!({}),
-    )
-    .await?;
+    let actor = Actor::user(&caller);
+    let keyring = &state.hub.settings.keyring;
+    let group = manage::update(&mut tx, keyring, &actor, &name, &body).await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok(Json(out))
@@ -377,19 +191,7 @@ pub async fn destroy(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
-    if !sql::delete_group(tx.conn(), &name).await? {
-        return Err(ApiError::NotFound);
-    }
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.delete",
-        object,
-        json!({}),
-    )
-    .await?;
+    manage::delete(&mut tx, &Actor::user(&caller), &name).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -534,7 +336,7 @@ pub async fn unsend(
     MessagePath(name, id): MessagePath,
 ) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut tx = state.begin().await?;
-    integrations::unsend(&mut tx, &name, id, caller.user_id).await?;
+    manage::unsend(&mut tx, &name, id, caller.user_id).await?;
     let out = message_with_audit(tx.conn(), &name, id).await?;
     state.commit(tx).await?;
     Ok(Json(out))
@@ -550,8 +352,8 @@ pub async fn send_now(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let mut tx = state.begin().await?;
-    let queued = integrations::manage::send_now(&mut tx, &state.effects, &name).await?;
-    let actor = crate::audit::Actor::user(&caller);
+    let queued = manage::send_now(&mut tx, &state.effects, &name).await?;
+    let actor = Actor::user(&caller);
     let object = crate::audit::Object::new("integration_group", &name);
     crate::audit::record(
         &mut tx,
@@ -575,17 +377,7 @@ pub async fn issue_token(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<PollTokenOut>)> {
     let mut tx = state.begin().await?;
-    let token = integrations::issue_poll_token(&mut tx, &name).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.token",
-        object,
-        json!({"prefix": token.chars().take(8).collect::<String>()}),
-    )
-    .await?;
+    let token = manage::issue_token(&mut tx, &Actor::user(&caller), &name).await?;
     state.commit(tx).await?;
     let origin = &state.effects.public_origin;
     Ok((
@@ -721,7 +513,7 @@ pub async fn acknowledge(
     Id(id): Id,
 ) -> ApiResult<Json<IntegrationErrorOut>> {
     let mut tx = state.begin().await?;
-    let row = integrations::manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
+    let row = manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
     state.commit(tx).await?;
     Ok(Json(error_out(row)))
 }

@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
@@ -22,6 +21,7 @@ use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{MessageSet, MessageSetFields, CONTENT_TYPES};
 use crate::content::{self};
 use crate::store::content as sql;
+use crate::validation::input::{set, Input, Mode, Text};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -141,7 +141,7 @@ pub(super) fn read_fields(
         &mut f.send_window_end,
         input.nullable_text("send_window_end", window_end),
     );
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/messageset/", tag = "content",

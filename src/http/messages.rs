@@ -16,7 +16,6 @@ use utoipa::ToSchema;
 use super::auth::User;
 use super::binary_content::media_url;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Bytes, PageParams};
@@ -24,6 +23,7 @@ use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::model::{Message, MessageFields};
 use crate::content::{self};
 use crate::store::{content as sql, Pooled};
+use crate::validation::input::{set, Input, Mode, Text};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -172,7 +172,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> Ap
         input.nullable_pk("binary_content"),
     );
     set(&mut f.metadata, input.nullable_object("metadata"));
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/message/", tag = "content",

@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod body;
 pub mod error;
-pub mod input;
 pub mod links;
 pub mod query;
 pub mod representation;

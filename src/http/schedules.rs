@@ -10,13 +10,13 @@ use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::local_time::{due_times, DueTimeOut};
 use super::query::{ListRequest, Paginated};
 use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self, model::Schedule, model::ScheduleFields};
 use crate::store::content as sql;
+use crate::validation::input::{set, Input, Mode, Text};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -113,7 +113,7 @@ pub(super) fn read_fields(
     set(&mut f.day_of_month, input.text("day_of_month", rule));
     set(&mut f.month_of_year, input.text("month_of_year", rule));
     set(&mut f.timezone, input.text("timezone", rule));
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",

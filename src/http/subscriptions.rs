@@ -13,7 +13,6 @@ use uuid::Uuid;
 
 use super::auth::{SendCaller, User};
 use super::body::Body;
-use super::input::{field, set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Accepted, PageParams};
@@ -22,6 +21,7 @@ use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
 use crate::subscriptions::model::{Subscription, SubscriptionFields};
 use crate::subscriptions::{self, Requester, SendRequest};
+use crate::validation::input::{field, set, Input, Mode, Text};
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -190,7 +190,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) 
         &mut f.timezone,
         input.nullable_text("timezone", Text::optional().not_blank().max(64)),
     );
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions",

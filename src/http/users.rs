@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::body::Body;
-use super::input::{Input, Mode, Text};
 use super::{ApiResult, AppState};
 use crate::auth;
+use crate::validation::input::{Input, Mode, Text};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/user/token", post(create_token))
