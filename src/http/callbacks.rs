@@ -123,15 +123,8 @@ pub async fn subscribe(
     Ok(StatusCode::ACCEPTED)
 }
 
-fn visible(caller: &Caller, callback: &CallbackRow) -> bool {
-    caller.is_admin || callback.created_by == Some(caller.user_id)
-}
-
 async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResult<CallbackRow> {
-    match sql::get_callback(conn, id).await? {
-        Some(callback) if visible(caller, &callback) => Ok(callback),
-        _ => Err(ApiError::NotFound),
-    }
+    Ok(callbacks::manage::visible(conn, caller, id).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
@@ -215,12 +208,7 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let batch_size = read_batch_size(&body)?;
     let mut tx = state.begin().await?;
-    let mut callback = visible_callback(tx.conn(), &caller, id).await?;
-    let owner = callback.created_by;
-    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.update", id).await?;
-    if let Some(batch_size) = batch_size {
-        callback = callbacks::manage::set_batch_size(&mut tx, id, batch_size).await?;
-    }
+    let callback = callbacks::manage::update_as(&mut tx, &caller, id, batch_size).await?;
     state.commit(tx).await?;
     Ok(Json(callbacks::representation(
         &state.effects.public_origin,
@@ -237,10 +225,7 @@ pub async fn destroy(
     UuidId(id): UuidId,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
-    let callback = visible_callback(tx.conn(), &caller, id).await?;
-    callbacks::manage::delete(&mut tx, id).await?;
-    let owner = callback.created_by;
-    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.delete", id).await?;
+    callbacks::manage::delete_as(&mut tx, &caller, id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
