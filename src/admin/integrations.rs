@@ -35,6 +35,7 @@ pub struct ListQuery {
     notice: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -79,6 +80,7 @@ async fn list(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(name = %name, user_id = staff.user_id))]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,
@@ -152,6 +154,7 @@ fn errors_table(staff: &Staff, errors: &[ErrorRow]) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(name = %name))]
 async fn send_now(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -168,6 +171,7 @@ async fn send_now(
     Ok(Redirect::to(&to).into_response())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<i64>,

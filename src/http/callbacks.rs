@@ -104,6 +104,7 @@ pub enum HubMode {
     request_body(content = HubForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 202, description = "Accepted; verification follows"),
         (status = 404, description = "Unsubscribe of a pair never subscribed")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn subscribe(
     State(state): State<AppState>,
     User(caller): User,
@@ -130,6 +131,7 @@ async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResul
 #[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
     params(("state" = Option<CallbackState>, Query), ("topic" = Option<TopicText>, Query), PageParams),
     responses((status = 200, body = Paginated<CallbackOut>, description = "Callbacks: yours, or every one for an admin")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn list(
     State(state): State<AppState>,
     User(caller): User,
@@ -155,6 +157,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 200, body = CallbackOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     User(caller): User,
@@ -200,6 +203,7 @@ pub(super) fn read_batch_size(body: &Value) -> ApiResult<Option<i32>> {
 /// Changes how the callback is delivered to: `{"batch_size": n}`, 1 to 100 events per POST.
 #[utoipa::path(patch, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     request_body = CallbackPatch, responses((status = 200, body = CallbackOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
@@ -219,6 +223,7 @@ pub async fn update(
 /// Removes the callback at once (no verification, unlike a hub unsubscribe) with its log.
 #[utoipa::path(delete, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn destroy(
     State(state): State<AppState>,
     User(caller): User,
@@ -317,6 +322,7 @@ fn attempt_out((index, a): (usize, AttemptRow)) -> AttemptOut {
         ("state" = Option<DeliveryState>, Query), ("since" = Option<DateTime<Utc>>, Query),
         ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"), PageParams),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn deliveries(
     State(state): State<AppState>,
     User(caller): User,
@@ -378,6 +384,7 @@ pub(super) fn read_window(body: &Value) -> ApiResult<(DateTime<Utc>, Option<Date
 /// Re-queues the callback's failed deliveries of events that occurred in [since, until).
 #[utoipa::path(post, path = "/api/v1/callbacks/{id}/recover/", tag = "events", params(("id" = Uuid, Path)),
     request_body = RecoverIn, responses((status = 202, body = RecoveredOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn recover(
     State(state): State<AppState>,
     User(caller): User,
@@ -406,6 +413,7 @@ async fn visible_delivery(
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeliveryDetailOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn delivery(
     State(state): State<AppState>,
     User(caller): User,
@@ -423,6 +431,7 @@ pub async fn delivery(
 /// Sends one delivery again: a failed one, or a succeeded one to replay it.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = DeliveryOut), (status = 404), (status = 409, description = "Already pending or running")))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn retry(
     State(state): State<AppState>,
     User(caller): User,

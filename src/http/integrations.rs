@@ -109,6 +109,7 @@ fn conn_again<'a>(conn: &'a mut Conn<'_>) -> Conn<'a> {
 #[utoipa::path(get, path = "/api/v1/integration-groups/", tag = "integrations",
     params(PageParams),
     responses((status = 200, body = Paginated<GroupOut>, description = "Integration groups, by name")))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: Admin,
@@ -130,6 +131,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/integration-groups/", tag = "integrations",
     request_body = GroupIn,
     responses((status = 201, body = GroupOut), (status = 409, description = "Name taken")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -153,6 +155,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 200, body = GroupOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: Admin,
@@ -168,6 +171,7 @@ pub async fn retrieve(
 #[utoipa::path(patch, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupIn,
     responses((status = 200, body = GroupOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -185,6 +189,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn destroy(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -220,6 +225,7 @@ async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("sent" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<GroupMessageOut>, description = "The group's messages, newest first"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn messages(
     State(state): State<AppState>,
     _: Admin,
@@ -239,6 +245,7 @@ pub async fn messages(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupMessageIn,
     responses((status = 201, body = GroupMessageOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn add_message(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -318,6 +325,7 @@ async fn message_with_audit(
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/{id}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %name, id = id))]
 pub async fn message(
     State(state): State<AppState>,
     _: Admin,
@@ -330,6 +338,7 @@ pub async fn message(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/{id}/unsend/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut, description = "The message, waiting again"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %name, id = id, user_id = caller.user_id))]
 pub async fn unsend(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -346,6 +355,7 @@ pub async fn unsend(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/send/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 202, body = QueuedOut, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn send_now(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -371,6 +381,7 @@ pub async fn send_now(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/tokens/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 201, body = PollTokenOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn issue_token(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -397,6 +408,7 @@ pub async fn issue_token(
 #[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 16")),
     responses((status = 200, body = PollBatchOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %group))]
 pub async fn fetch(
     State(state): State<AppState>,
     PollCaller { group }: PollCaller,
@@ -427,6 +439,7 @@ pub async fn fetch(
 #[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query, pattern = r"\S")), request_body = MarkIn,
     responses((status = 200, body = MarkOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %group))]
 pub async fn mark(
     State(state): State<AppState>,
     PollCaller { group }: PollCaller,
@@ -484,6 +497,7 @@ async fn list_errors(
 #[utoipa::path(get, path = "/api/v1/integration-errors/", tag = "integrations",
     params(("acknowledged" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "Integration errors of every group, newest first")))]
+#[tracing::instrument(skip_all)]
 pub async fn errors(
     State(state): State<AppState>,
     _: Admin,
@@ -495,6 +509,7 @@ pub async fn errors(
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/errors/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("acknowledged" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "The group's integration errors, newest first"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn group_errors(
     State(state): State<AppState>,
     _: Admin,
@@ -507,6 +522,7 @@ pub async fn group_errors(
 
 #[utoipa::path(post, path = "/api/v1/integration-errors/{id}/acknowledge/", tag = "integrations",
     params(("id" = i64, Path, minimum = 1)), responses((status = 200, body = IntegrationErrorOut, description = "The error, acknowledged"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -148,6 +148,7 @@ pub(super) fn read_fields(
     params(("short_name" = Option<String>, Query), ("content_type" = Option<ContentType>, Query),
            PageParams),
     responses((status = 200, body = Paginated<MessageSetOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -164,6 +165,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/messageset/", tag = "content", request_body = MessageSetIn,
     responses((status = 201, body = MessageSetOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -179,6 +181,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -210,6 +213,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -221,6 +225,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -232,6 +237,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still has messages or is another set's next_set")))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_message_set(&mut tx, &state.effects, id).await?;
@@ -258,6 +264,7 @@ pub struct MessageSetWithMessagesOut {
 
 #[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetWithMessagesOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn with_messages(
     State(state): State<AppState>,
     _: User,
@@ -285,6 +292,7 @@ pub async fn with_messages(
 /// `{"<message set id>": ["eng_ZA", "zul_ZA"]}`: the languages each set has messages in.
 #[utoipa::path(get, path = "/api/v1/messageset_languages/", tag = "content",
     responses((status = 200, body = BTreeMap<String, Vec<String>>)))]
+#[tracing::instrument(skip_all)]
 pub async fn languages(
     State(state): State<AppState>,
     _: User,

@@ -179,6 +179,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> Ap
     params(("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query),
            ("sequence_number" = Option<i64>, Query), PageParams),
     responses((status = 200, body = Paginated<MessageOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -196,6 +197,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/message/", tag = "content", request_body = MessageIn,
     responses((status = 201, body = MessageOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -211,6 +213,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -237,6 +240,7 @@ async fn write(state: AppState, id: i64, body: Value, mode: Mode) -> ApiResult<J
 
 #[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -248,6 +252,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -259,6 +264,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_message(&mut tx, &state.effects, id).await?;
@@ -311,6 +317,7 @@ fn wants_raw(query: Option<&str>, headers: &HeaderMap) -> bool {
     responses((status = 200, description = "The JSON view, or the content itself when asked for",
         content((MessageDetailOut = "application/json"), (Bytes = "audio/*"), (String = "text/plain"))),
               (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn message_content(
     State(state): State<AppState>,
     _: User,

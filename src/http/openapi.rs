@@ -80,6 +80,7 @@ pub fn router() -> Router<AppState> {
 /// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "helpers",
     responses((status = 200, body = Object, description = "The OpenAPI document")))]
+#[tracing::instrument(skip_all)]
 async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

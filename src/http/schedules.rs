@@ -119,6 +119,7 @@ pub(super) fn read_fields(
 #[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",
     params(PageParams),
     responses((status = 200, body = Paginated<ScheduleOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -131,6 +132,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/schedule/", tag = "content", request_body = ScheduleIn,
     responses((status = 201, body = ScheduleOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -146,6 +148,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = ScheduleOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -177,6 +180,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -188,6 +192,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -199,6 +204,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_schedule(&mut tx, &state.effects, id).await?;
@@ -210,6 +216,7 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 /// (the 2019 original's per-schedule POST-back, also for operators).
 #[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = Empty), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn send(
     State(state): State<AppState>,
     _: super::auth::SendCaller,

@@ -201,6 +201,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) 
            ("metadata_has_key" = Option<String>, Query), ("metadata_not_has_key" = Option<String>, Query),
            PageParams),
     responses((status = 200, body = Paginated<SubscriptionOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -254,6 +255,7 @@ async fn create_from(state: &AppState, user: i64, body: &Value) -> ApiResult<Sub
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/", tag = "subscriptions", request_body = SubscriptionIn,
     responses((status = 201, body = SubscriptionOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn create(
     State(state): State<AppState>,
     User(caller): User,
@@ -270,6 +272,7 @@ pub async fn create(
 /// The project hub's webhook: `{"hook": {...}, "data": {<subscription>}}`.
 #[utoipa::path(post, path = "/api/v1/subscriptions/request", tag = "subscriptions", request_body = HubRegistrationIn,
     responses((status = 201, body = Accepted)))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn hub_request(
     State(state): State<AppState>,
     User(caller): User,
@@ -315,6 +318,7 @@ pub(super) fn registration_data(body: &Value) -> ApiResult<Value> {
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 200, body = SubscriptionOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -347,6 +351,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn replace(
     State(state): State<AppState>,
     User(caller): User,
@@ -359,6 +364,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
@@ -371,6 +377,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn destroy(
     State(state): State<AppState>,
     _: User,
@@ -390,6 +397,7 @@ pub async fn destroy(
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 201, body = SendAnswer, description = "Accepted: also for an inactive or completed subscription (nothing is sent) and for a Scheduler repeat (with a `reason`)"),
         (status = 400, body = SendAnswer, description = "No such subscription: `{\"accepted\": false, \"reason\": …}`")))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn send(
     State(state): State<AppState>,
     caller: SendCaller,
@@ -429,6 +437,7 @@ pub async fn send(
 /// Sends the subscription's current message again.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/resend", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn resend(
     State(state): State<AppState>,
     _: User,
