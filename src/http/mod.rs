@@ -15,6 +15,7 @@ mod callbacks;
 mod events;
 mod failed_tasks;
 mod health;
+mod integration_poll;
 mod integration_wire;
 pub mod integrations;
 mod local_time;

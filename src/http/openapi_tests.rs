@@ -252,7 +252,7 @@ fn integration_and_user_bodies_declare_the_fields_their_readers_accept() {
     );
     // `integrations::mark` refuses a mark without a token as a missing field.
     assert_schema_matches_reader::<super::integration_wire::MarkIn>("MarkIn", |body| {
-        match super::integrations::mark_token(&Default::default(), body) {
+        match super::integration_poll::mark_token(&Default::default(), body) {
             Some(_) => Ok(()),
             None => Err(ApiError::Invalid(crate::validation::FieldErrors::single(
                 "token",
