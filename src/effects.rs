@@ -164,24 +164,10 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
         | Change::MessageSent { .. }
         | Change::SendFailed { .. }
         | Change::CallbackDisabled { .. } => Vec::new(),
-        Change::ScheduledMetricsRequested => vec![Job::FireScheduledMetrics],
-        Change::ScheduleFireRequested { schedule_id } => vec![Job::FireSchedule { schedule_id }],
-        Change::HubRequested {
-            callback_id,
-            mode,
-            topic,
-            lease_seconds,
-            sealed_secret,
-        } => vec![Job::VerifyCallback {
-            callback_id,
-            mode,
-            topic: topic.to_string(),
-            lease_seconds,
-            secret: sealed_secret.map(str::to_string),
-        }],
-        Change::IntegrationPushRequested { group } => vec![Job::PushIntegration {
-            group: group.to_string(),
-        }],
+        Change::ScheduledMetricsRequested
+        | Change::ScheduleFireRequested { .. }
+        | Change::HubRequested { .. }
+        | Change::IntegrationPushRequested { .. } => requested_jobs(change),
     }
 }
 
@@ -355,6 +341,31 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
         | Change::ScheduleFireRequested { .. }
         | Change::HubRequested { .. }
         | Change::IntegrationPushRequested { .. } => Vec::new(),
+    }
+}
+
+/// The job an operator's (or a peer's) request asks for directly.
+fn requested_jobs(change: Change<'_>) -> Vec<Job> {
+    match change {
+        Change::ScheduledMetricsRequested => vec![Job::FireScheduledMetrics],
+        Change::ScheduleFireRequested { schedule_id } => vec![Job::FireSchedule { schedule_id }],
+        Change::HubRequested {
+            callback_id,
+            mode,
+            topic,
+            lease_seconds,
+            sealed_secret,
+        } => vec![Job::VerifyCallback {
+            callback_id,
+            mode,
+            topic: topic.to_string(),
+            lease_seconds,
+            secret: sealed_secret.map(str::to_string),
+        }],
+        Change::IntegrationPushRequested { group } => vec![Job::PushIntegration {
+            group: group.to_string(),
+        }],
+        _ => Vec::new(),
     }
 }
 
