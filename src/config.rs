@@ -508,3 +508,13 @@ impl Default for EventsConfig {
         }
     }
 }
+
+/// The configured public URL reduced to its origin: the original told operators to set
+/// `STAGE_BASED_MESSAGING_URL` to `https://host/api/v1/subscriptions` or `https://host/api/v1`.
+pub fn public_origin(configured: &str) -> String {
+    let mut url = configured.trim().trim_end_matches('/');
+    for suffix in ["/subscriptions", "/api/v1"] {
+        url = url.strip_suffix(suffix).unwrap_or(url);
+    }
+    url.to_string()
+}

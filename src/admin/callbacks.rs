@@ -67,6 +67,7 @@ fn state_filter(action: &str, states: &[&str], chosen: &str) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -131,6 +132,7 @@ fn callback_actions(staff: &Staff, c: &CallbackRow) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,
@@ -204,6 +206,7 @@ fn form_time(value: Option<String>) -> Option<chrono::DateTime<chrono::Utc>> {
     parse_time(&with_seconds)
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn recover(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -226,6 +229,7 @@ async fn recover(
     done(format!("/admin/callbacks/{id}?notice=requeued"))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn disable(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -240,6 +244,7 @@ async fn disable(
     done(format!("/admin/callbacks/{id}?notice=saved"))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn confirm_delete(
     State(state): State<AppState>,
     staff: Staff,
@@ -258,6 +263,7 @@ async fn confirm_delete(
     Ok(page("Delete callback", &staff, None, body))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -270,6 +276,7 @@ async fn delete(
     done("/admin/callbacks?notice=deleted".into())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn delivery(
     State(state): State<AppState>,
     staff: Staff,
@@ -314,6 +321,7 @@ async fn delivery(
     Ok(page(&format!("Delivery {id}"), &staff, None, body))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn retry(
     State(state): State<AppState>,
     Path(id): Path<i64>,

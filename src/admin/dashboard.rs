@@ -11,6 +11,7 @@ use super::session::Staff;
 use crate::http::AppState;
 use crate::store::{admin as sql, jobs};
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 pub async fn show(State(state): State<AppState>, staff: Staff) -> AdminResult<Markup> {
     let now = Utc::now();
     let midnight = Utc.from_utc_datetime(

@@ -29,6 +29,7 @@ pub struct ListQuery {
     notice: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -80,10 +81,12 @@ async fn run(state: &AppState, which: Requeue) -> AdminResult<Response> {
     Ok(Redirect::to(&format!("/admin/failed-tasks?notice={code}")).into_response())
 }
 
+#[tracing::instrument(skip_all)]
 async fn requeue_all(State(state): State<AppState>, _posted: Posted) -> AdminResult<Response> {
     run(&state, Requeue::All).await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn requeue_one(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -188,6 +188,7 @@ fn preview(
     }
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,

@@ -35,6 +35,7 @@ pub struct ListQuery {
     notice: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -79,6 +80,7 @@ async fn list(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(name = %name, user_id = staff.user_id))]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,
@@ -152,13 +154,14 @@ fn errors_table(staff: &Staff, errors: &[ErrorRow]) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(name = %name))]
 async fn send_now(
     State(state): State<AppState>,
     Path(name): Path<String>,
     _posted: Posted,
 ) -> AdminResult<Response> {
     let mut tx = state.db.begin().await?;
-    manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
+    manage::send_now(&mut tx, &state.effects, &name).await?;
     tx.commit().await?;
     state.wake.notify_one();
     let to = format!(
@@ -168,6 +171,7 @@ async fn send_now(
     Ok(Redirect::to(&to).into_response())
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn acknowledge(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -36,6 +36,7 @@ pub struct ListQuery {
     notice: Option<String>,
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -187,6 +188,7 @@ fn read_form(form: &FormData, f: &mut MessageSetFields) -> FieldErrors {
     errors
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn new(State(state): State<AppState>, staff: Staff) -> AdminResult<Markup> {
     let mut conn = state.db.acquire().await?;
     let choices = choices(&mut conn, None).await?;
@@ -257,6 +259,7 @@ async fn save(state: &AppState, posted: &Posted, id: Option<i64>) -> AdminResult
     Ok(invalid(page(&title, &posted.staff, None, body)))
 }
 
+#[tracing::instrument(skip_all, fields(user_id = posted.staff.user_id))]
 async fn create(State(state): State<AppState>, posted: Posted) -> AdminResult<Response> {
     save(&state, &posted, None).await
 }
@@ -267,6 +270,7 @@ async fn load(conn: &mut Pooled, id: i64) -> AdminResult<MessageSet> {
         .ok_or(AdminError::NotFound)
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn edit(
     State(state): State<AppState>,
     staff: Staff,
@@ -286,6 +290,7 @@ async fn edit(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
@@ -294,6 +299,7 @@ async fn update(
     save(&state, &posted, Some(id)).await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn confirm_delete(
     State(state): State<AppState>,
     staff: Staff,
@@ -312,6 +318,7 @@ async fn confirm_delete(
     Ok(page("Delete message set", &staff, None, body))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn delete(
     State(state): State<AppState>,
     Path(id): Path<i64>,

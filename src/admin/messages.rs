@@ -75,6 +75,7 @@ fn message_form(
     }
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn new_message(
     State(state): State<AppState>,
     staff: Staff,
@@ -229,6 +230,7 @@ async fn save_message(
     Ok(invalid(page("Message", staff, None, body)))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn create_message(
     State(state): State<AppState>,
     staff: Staff,
@@ -246,6 +248,7 @@ async fn load_message(conn: &mut Pooled, id: i64) -> AdminResult<Message> {
         .ok_or(AdminError::NotFound)
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn edit_message(
     State(state): State<AppState>,
     staff: Staff,
@@ -275,6 +278,7 @@ async fn edit_message(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn update_message(
     State(state): State<AppState>,
     staff: Staff,
@@ -296,6 +300,7 @@ async fn update_message(
     .await
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn confirm_delete(
     State(state): State<AppState>,
     staff: Staff,
@@ -314,6 +319,7 @@ async fn confirm_delete(
     Ok(page("Delete message", &staff, None, body))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id))]
 async fn delete_message(
     State(state): State<AppState>,
     Path(id): Path<i64>,

@@ -51,6 +51,7 @@ pub fn router(upload_limit: usize) -> Router<AppState> {
         .layer(axum::middleware::from_fn(security_headers))
 }
 
+#[tracing::instrument(skip_all)]
 async fn stylesheet() -> Response {
     (
         [

@@ -160,6 +160,7 @@ pub fn next_due(f: &ScheduleFields, n: usize) -> Vec<chrono::DateTime<Utc>> {
     out
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn list(
     State(state): State<AppState>,
     staff: Staff,
@@ -221,6 +222,7 @@ fn form(
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn new(staff: Staff) -> Markup {
     let f = ScheduleFields::default();
     page(
@@ -246,6 +248,7 @@ fn read_form(form: &FormData) -> ScheduleFields {
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = posted.staff.user_id))]
 async fn create(State(state): State<AppState>, posted: Posted) -> AdminResult<Response> {
     let fields = read_form(&posted.form);
     let mut tx = state.db.begin().await?;
@@ -271,6 +274,7 @@ pub fn invalid(markup: Markup) -> Response {
     (axum::http::StatusCode::BAD_REQUEST, markup).into_response()
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn edit(
     State(state): State<AppState>,
     staff: Staff,
@@ -292,6 +296,7 @@ async fn edit(
     ))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,

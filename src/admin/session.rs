@@ -105,6 +105,7 @@ fn login_form(status: StatusCode, message: Option<&str>) -> Response {
     (status, layout::bare("Sign in", body)).into_response()
 }
 
+#[tracing::instrument(skip_all)]
 async fn login_page() -> Response {
     login_form(StatusCode::OK, None)
 }
@@ -113,6 +114,7 @@ fn client_address(connect: Option<&ConnectInfo<SocketAddr>>) -> String {
     connect.map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string())
 }
 
+#[tracing::instrument(skip_all)]
 async fn login(
     State(state): State<AppState>,
     base: BaseUrl,
@@ -148,6 +150,7 @@ async fn login(
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = parts.staff.user_id))]
 async fn logout(
     State(state): State<AppState>,
     base: BaseUrl,

@@ -65,6 +65,7 @@ fn rows(list: &[Subscription]) -> Markup {
     }
 }
 
+#[tracing::instrument(skip_all, fields(user_id = staff.user_id))]
 async fn find(
     State(state): State<AppState>,
     staff: Staff,
@@ -198,6 +199,7 @@ async fn load(conn: &mut crate::store::Pooled, id: &str) -> AdminResult<Subscrip
         .ok_or(AdminError::NotFound)
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = staff.user_id))]
 async fn show(
     State(state): State<AppState>,
     staff: Staff,
@@ -275,6 +277,7 @@ fn describe(s: &Subscription, form: &FormData) -> Result<(String, Vec<(String, S
     Ok((text, fields))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn confirm(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -319,6 +322,7 @@ fn changed(before: &Subscription, form: &FormData) -> AdminResult<Option<Subscri
     Ok(Some(f))
 }
 
+#[tracing::instrument(skip_all, fields(id = %id, user_id = posted.staff.user_id))]
 async fn apply(
     State(state): State<AppState>,
     Path(id): Path<String>,

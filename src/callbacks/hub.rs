@@ -6,8 +6,8 @@ use url::Url;
 use super::ssrf::AddressPolicy;
 use super::CallbackSettings;
 use crate::domain::{Error, Result};
+use crate::effects::{follow, Change, Effects};
 use crate::events::topic::{self, Topic};
-use crate::jobs::{self, Job};
 use crate::store::{self, events as sql, Tx};
 use crate::validation::FieldErrors;
 
@@ -40,6 +40,8 @@ pub struct HubRequest {
     pub secret: Option<String>,
 }
 
+const REQUIRED: &str = "This field is required.";
+
 /// Reads a hub form. Unknown fields are ignored, as WebSub requires; of a repeated field the
 /// first counts.
 pub fn parse(
@@ -53,11 +55,25 @@ pub fn parse(
             .map(|(_, value)| value.as_str())
     };
     let mut errors = FieldErrors::new();
-    let required = "This field is required.";
+    let mode = read_mode(&mut errors, field("hub.mode"));
+    let topic = read_topic(&mut errors, field("hub.topic"));
+    let callback = read_callback(&mut errors, field("hub.callback"), policy);
+    let lease_seconds = read_lease(&mut errors, field("hub.lease_seconds"));
+    let secret = read_secret(&mut errors, field("hub.secret"));
+    errors.into_result()?;
+    Ok(HubRequest {
+        mode: mode.expect("no errors"),
+        topic: topic.expect("no errors"),
+        callback: callback.expect("no errors"),
+        lease_seconds,
+        secret,
+    })
+}
 
-    let mode = match field("hub.mode").map(str::trim) {
+fn read_mode(errors: &mut FieldErrors, raw: Option<&str>) -> Option<Mode> {
+    match raw.map(str::trim) {
         None | Some("") => {
-            errors.add("hub.mode", required);
+            errors.add("hub.mode", REQUIRED);
             None
         }
         Some("subscribe") => Some(Mode::Subscribe),
@@ -69,43 +85,56 @@ pub fn parse(
             );
             None
         }
-    };
-    let topic = match field("hub.topic") {
+    }
+}
+
+fn read_topic(errors: &mut FieldErrors, raw: Option<&str>) -> Option<Topic> {
+    match raw {
         None => {
-            errors.add("hub.topic", required);
+            errors.add("hub.topic", REQUIRED);
             None
         }
         Some(raw) => topic::parse(raw)
             .map_err(|message| errors.add("hub.topic", message))
             .ok(),
-    };
-    let callback = match field("hub.callback").map(str::trim) {
+    }
+}
+
+/// The callback URL: present, not too long, http(s), and allowed by the address policy.
+fn read_callback(
+    errors: &mut FieldErrors,
+    raw: Option<&str>,
+    policy: &AddressPolicy,
+) -> Option<String> {
+    let raw = match raw.map(str::trim) {
         None | Some("") => {
-            errors.add("hub.callback", required);
-            None
+            errors.add("hub.callback", REQUIRED);
+            return None;
         }
         Some(raw) if raw.len() > MAX_CALLBACK_LENGTH => {
             errors.add(
                 "hub.callback",
                 format!("Ensure this field has no more than {MAX_CALLBACK_LENGTH} characters."),
             );
+            return None;
+        }
+        Some(raw) => raw,
+    };
+    let Ok(url) = Url::parse(raw) else {
+        errors.add("hub.callback", "Enter a valid URL.");
+        return None;
+    };
+    match policy.check_url(&url) {
+        Err(message) => {
+            errors.add("hub.callback", message);
             None
         }
-        Some(raw) => match Url::parse(raw) {
-            Err(_) => {
-                errors.add("hub.callback", "Enter a valid URL.");
-                None
-            }
-            Ok(url) => match policy.check_url(&url) {
-                Err(message) => {
-                    errors.add("hub.callback", message);
-                    None
-                }
-                Ok(()) => Some(url.to_string()),
-            },
-        },
-    };
-    let lease_seconds = match field("hub.lease_seconds").map(str::trim) {
+        Ok(()) => Some(url.to_string()),
+    }
+}
+
+fn read_lease(errors: &mut FieldErrors, raw: Option<&str>) -> Option<i64> {
+    match raw.map(str::trim) {
         None | Some("") => None,
         Some(raw) => match raw.parse::<i64>() {
             Ok(seconds) if seconds > 0 => Some(seconds),
@@ -118,8 +147,11 @@ pub fn parse(
                 None
             }
         },
-    };
-    let secret = match field("hub.secret") {
+    }
+}
+
+fn read_secret(errors: &mut FieldErrors, raw: Option<&str>) -> Option<String> {
+    match raw {
         None | Some("") => None,
         Some(secret) if secret.len() > MAX_SECRET_BYTES => {
             errors.add(
@@ -129,15 +161,7 @@ pub fn parse(
             None
         }
         Some(secret) => Some(secret.to_string()),
-    };
-    errors.into_result()?;
-    Ok(HubRequest {
-        mode: mode.expect("no errors"),
-        topic: topic.expect("no errors"),
-        callback: callback.expect("no errors"),
-        lease_seconds,
-        secret,
-    })
+    }
 }
 
 /// Records `owner`'s request and queues its verification of intent. A subscription belongs to
@@ -147,7 +171,7 @@ pub fn parse(
 /// `NotFound`, whether or not someone else did.
 pub async fn request(
     tx: &mut Tx,
-    jobs_settings: &jobs::JobSettings,
+    effects: &Effects,
     settings: &CallbackSettings,
     request: HubRequest,
     owner: i64,
@@ -172,23 +196,20 @@ pub async fn request(
                 .ok_or(Error::NotFound)?
         }
     };
-    jobs::enqueue(
-        tx,
-        jobs_settings,
-        &Job::VerifyCallback {
-            callback_id: callback.id,
-            mode: request.mode,
-            topic: request.topic.raw,
-            lease_seconds,
-            // Sealed from here on: in the job's payload and then in the callback row.
-            secret: request.secret.map(|s| {
-                settings
-                    .keyring
-                    .seal(crate::secrets::Purpose::CallbackSecret, &s)
-            }),
-        },
-    )
-    .await?;
+    // Sealed from here on: in the job's payload and then in the callback row.
+    let sealed = request.secret.map(|s| {
+        settings
+            .keyring
+            .seal(crate::secrets::Purpose::CallbackSecret, &s)
+    });
+    let change = Change::HubRequested {
+        callback_id: callback.id,
+        mode: request.mode,
+        topic: &request.topic.raw,
+        lease_seconds,
+        sealed_secret: sealed.as_deref(),
+    };
+    follow(tx, effects, change).await?;
     Ok(())
 }
 

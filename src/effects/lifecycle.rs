@@ -33,9 +33,12 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
         Change::SubscriptionDeleted(s) => {
             vec![subscription_event("subscription.deleted", origin, s)]
         }
-        Change::SendRequested { .. } | Change::SendRefused(_) | Change::PushDue { .. } => {
-            Vec::new()
-        }
+        Change::SendRequested { .. }
+        | Change::SendRefused(_)
+        | Change::ScheduledMetricsRequested
+        | Change::ScheduleFireRequested { .. }
+        | Change::HubRequested { .. }
+        | Change::IntegrationPushRequested { .. } => Vec::new(),
         Change::MessageSent {
             subscription,
             set,

@@ -94,8 +94,22 @@ pub enum Change<'a> {
         callback: &'a CallbackRow,
         reason: &'a str,
     },
-    /// A `send` integration group's push came due (and this process moved it on): push it.
-    PushDue {
+    /// An operator asked for the scheduled metrics to be computed and pushed now.
+    ScheduledMetricsRequested,
+    /// An operator (or the Scheduler) asked for one tick of a schedule now.
+    ScheduleFireRequested {
+        schedule_id: i64,
+    },
+    /// A hub request was recorded: its verification of intent follows. The secret is sealed.
+    HubRequested {
+        callback_id: Uuid,
+        mode: crate::callbacks::hub::Mode,
+        topic: &'a str,
+        lease_seconds: i64,
+        sealed_secret: Option<&'a str>,
+    },
+    /// An operator asked a send group to push its waiting messages now.
+    IntegrationPushRequested {
         group: &'a str,
     },
 }
@@ -158,9 +172,35 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
         | Change::MessageSent { .. }
         | Change::SendFailed { .. }
         | Change::CallbackDisabled { .. } => Vec::new(),
-        Change::PushDue { group } => vec![Job::PushIntegration {
+        Change::ScheduledMetricsRequested
+        | Change::ScheduleFireRequested { .. }
+        | Change::HubRequested { .. }
+        | Change::IntegrationPushRequested { .. } => requested_jobs(change),
+    }
+}
+
+/// The job an operator's (or a peer's) request asks for directly.
+fn requested_jobs(change: Change<'_>) -> Vec<Job> {
+    match change {
+        Change::ScheduledMetricsRequested => vec![Job::FireScheduledMetrics],
+        Change::ScheduleFireRequested { schedule_id } => vec![Job::FireSchedule { schedule_id }],
+        Change::HubRequested {
+            callback_id,
+            mode,
+            topic,
+            lease_seconds,
+            sealed_secret,
+        } => vec![Job::VerifyCallback {
+            callback_id,
+            mode,
+            topic: topic.to_string(),
+            lease_seconds,
+            secret: sealed_secret.map(str::to_string),
+        }],
+        Change::IntegrationPushRequested { group } => vec![Job::PushIntegration {
             group: group.to_string(),
         }],
+        _ => Vec::new(),
     }
 }
 

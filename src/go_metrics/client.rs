@@ -45,6 +45,7 @@ impl GoMetricsClient {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(peer = "go_metrics", metrics = values.len()))]
     pub async fn push(&self, values: &BTreeMap<String, f64>) -> Result<(), peers::Error> {
         if values.is_empty() {
             return Ok(());

@@ -115,6 +115,7 @@ async fn store_upload(
 #[utoipa::path(get, path = "/api/v1/binarycontent/", tag = "content",
     params(PageParams),
     responses((status = 200, body = Paginated<BinaryContentOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -129,6 +130,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/binarycontent/", tag = "content",
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = BinaryContentOut)))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -157,6 +159,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = BinaryContentOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -210,6 +213,7 @@ async fn write(
 #[utoipa::path(put, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -223,6 +227,7 @@ pub async fn replace(
 #[utoipa::path(patch, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body(content = BinaryContentUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BinaryContentOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -235,6 +240,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/binarycontent/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, body = super::schemas::Detail, description = "Still used by messages")))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     let path = content::delete_binary_content(&mut tx, &state.effects, id).await?;

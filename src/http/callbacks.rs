@@ -13,7 +13,6 @@ use uuid::Uuid;
 use super::auth::User;
 use super::body::{content_type, essence, parse_form, read_limited, Body};
 use super::error::{ApiError, ApiResult};
-use super::input::field;
 use super::query::{parse_time, Filters, ListRequest, Paginated};
 use super::schemas::{CallbackOut, CallbackState, DeliveryState, PageParams, TopicText};
 use super::{AppState, Id, UuidId};
@@ -23,6 +22,7 @@ use crate::model::auth::Caller;
 use crate::store::events::{self as sql, AttemptRow, CallbackRow, DeliveryView};
 use crate::store::filter::{Condition, Op, Value as FilterValue};
 use crate::store::Conn;
+use crate::validation::input::field;
 use crate::validation::FieldErrors;
 
 pub fn router() -> Router<AppState> {
@@ -104,6 +104,7 @@ pub enum HubMode {
     request_body(content = HubForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 202, description = "Accepted; verification follows"),
         (status = 404, description = "Unsubscribe of a pair never subscribed")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn subscribe(
     State(state): State<AppState>,
     User(caller): User,
@@ -113,7 +114,7 @@ pub async fn subscribe(
     let mut tx = state.begin().await?;
     hub::request(
         &mut tx,
-        &state.effects.jobs,
+        &state.effects,
         &state.hub.settings,
         request,
         caller.user_id,
@@ -123,20 +124,14 @@ pub async fn subscribe(
     Ok(StatusCode::ACCEPTED)
 }
 
-fn visible(caller: &Caller, callback: &CallbackRow) -> bool {
-    caller.is_admin || callback.created_by == Some(caller.user_id)
-}
-
 async fn visible_callback(conn: Conn<'_>, caller: &Caller, id: Uuid) -> ApiResult<CallbackRow> {
-    match sql::get_callback(conn, id).await? {
-        Some(callback) if visible(caller, &callback) => Ok(callback),
-        _ => Err(ApiError::NotFound),
-    }
+    Ok(callbacks::manage::visible(conn, caller, id).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/callbacks/", tag = "events",
     params(("state" = Option<CallbackState>, Query), ("topic" = Option<TopicText>, Query), PageParams),
     responses((status = 200, body = Paginated<CallbackOut>, description = "Callbacks: yours, or every one for an admin")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn list(
     State(state): State<AppState>,
     User(caller): User,
@@ -162,6 +157,7 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 200, body = CallbackOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     User(caller): User,
@@ -207,6 +203,7 @@ pub(super) fn read_batch_size(body: &Value) -> ApiResult<Option<i32>> {
 /// Changes how the callback is delivered to: `{"batch_size": n}`, 1 to 100 events per POST.
 #[utoipa::path(patch, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     request_body = CallbackPatch, responses((status = 200, body = CallbackOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
@@ -215,12 +212,7 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let batch_size = read_batch_size(&body)?;
     let mut tx = state.begin().await?;
-    let mut callback = visible_callback(tx.conn(), &caller, id).await?;
-    let owner = callback.created_by;
-    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.update", id).await?;
-    if let Some(batch_size) = batch_size {
-        callback = callbacks::manage::set_batch_size(&mut tx, id, batch_size).await?;
-    }
+    let callback = callbacks::manage::update_as(&mut tx, &caller, id, batch_size).await?;
     state.commit(tx).await?;
     Ok(Json(callbacks::representation(
         &state.effects.public_origin,
@@ -231,16 +223,14 @@ pub async fn update(
 /// Removes the callback at once (no verification, unlike a hub unsubscribe) with its log.
 #[utoipa::path(delete, path = "/api/v1/callbacks/{id}/", tag = "events", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn destroy(
     State(state): State<AppState>,
     User(caller): User,
     UuidId(id): UuidId,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
-    let callback = visible_callback(tx.conn(), &caller, id).await?;
-    callbacks::manage::delete(&mut tx, id).await?;
-    let owner = callback.created_by;
-    crate::audit::admin_on_callback(&mut tx, &caller, owner, "callback.delete", id).await?;
+    callbacks::manage::delete_as(&mut tx, &caller, id).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -332,6 +322,7 @@ fn attempt_out((index, a): (usize, AttemptRow)) -> AttemptOut {
         ("state" = Option<DeliveryState>, Query), ("since" = Option<DateTime<Utc>>, Query),
         ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"), PageParams),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn deliveries(
     State(state): State<AppState>,
     User(caller): User,
@@ -393,6 +384,7 @@ pub(super) fn read_window(body: &Value) -> ApiResult<(DateTime<Utc>, Option<Date
 /// Re-queues the callback's failed deliveries of events that occurred in [since, until).
 #[utoipa::path(post, path = "/api/v1/callbacks/{id}/recover/", tag = "events", params(("id" = Uuid, Path)),
     request_body = RecoverIn, responses((status = 202, body = RecoveredOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn recover(
     State(state): State<AppState>,
     User(caller): User,
@@ -421,6 +413,7 @@ async fn visible_delivery(
 
 #[utoipa::path(get, path = "/api/v1/deliveries/{id}/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = DeliveryDetailOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn delivery(
     State(state): State<AppState>,
     User(caller): User,
@@ -438,6 +431,7 @@ pub async fn delivery(
 /// Sends one delivery again: a failed one, or a succeeded one to replay it.
 #[utoipa::path(post, path = "/api/v1/deliveries/{id}/retry/", tag = "events", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = DeliveryOut), (status = 404), (status = 409, description = "Already pending or running")))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn retry(
     State(state): State<AppState>,
     User(caller): User,

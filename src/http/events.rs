@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         ("since" = Option<DateTime<Utc>>, Query), ("until" = Option<DateTime<Utc>>, Query, description = "Exclusive"),
         PageParams),
     responses((status = 200, body = Paginated<EventOut>, description = "Events, oldest first")))]
+#[tracing::instrument(skip_all)]
 pub async fn list(State(state): State<AppState>, _: User, req: ListRequest) -> ApiResult<Response> {
     let mut conditions = Filters::new(&req.params)
         .text("type", "type")
@@ -62,6 +63,7 @@ pub async fn list(State(state): State<AppState>, _: User, req: ListRequest) -> A
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/", tag = "events", params(("id" = uuid::Uuid, Path)),
     responses((status = 200, body = EventOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -83,6 +85,7 @@ fn json_response(value: &impl serde::Serialize) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/events/{id}/deliveries/", tag = "events", params(("id" = uuid::Uuid, Path), PageParams),
     responses((status = 200, body = Paginated<DeliveryOut>), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn deliveries(
     State(state): State<AppState>,
     User(caller): User,

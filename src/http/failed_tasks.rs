@@ -54,6 +54,7 @@ impl From<JobRow> for FailedTaskOut {
 #[utoipa::path(get, path = "/api/v1/failed-tasks/", tag = "jobs",
     params(PageParams),
     responses((status = 200, body = Paginated<FailedTaskOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -75,6 +76,7 @@ pub struct RequeueOut {
 /// Puts every failed job back in the queue with fresh attempts.
 #[utoipa::path(post, path = "/api/v1/failed-tasks/", tag = "jobs",
     responses((status = 201, body = RequeueOut)))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn requeue(
     State(state): State<AppState>,
     User(caller): User,

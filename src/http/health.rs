@@ -62,6 +62,7 @@ async fn check(state: &AppState) -> (StatusCode, Json<HealthOut>) {
 #[utoipa::path(get, path = "/api/health/", tag = "helpers",
     responses((status = 200, body = HealthOut, description = "Database accessible"),
         (status = 503, body = HealthOut, description = "Database not accessible")))]
+#[tracing::instrument(skip_all)]
 pub async fn health(State(state): State<AppState>, _: User) -> (StatusCode, Json<HealthOut>) {
     check(&state).await
 }
@@ -69,6 +70,7 @@ pub async fn health(State(state): State<AppState>, _: User) -> (StatusCode, Json
 #[utoipa::path(get, path = "/healthz", tag = "helpers",
     responses((status = 200, body = HealthOut, description = "Database accessible"),
         (status = 503, body = HealthOut, description = "Database not accessible")))]
+#[tracing::instrument(skip_all)]
 pub async fn liveness(State(state): State<AppState>) -> (StatusCode, Json<HealthOut>) {
     check(&state).await
 }

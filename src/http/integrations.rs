@@ -7,21 +7,21 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::auth::{Admin, PollCaller};
+use super::auth::Admin;
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
-use super::input::{field, set, Input, Mode, Text};
+use super::integration_poll::{fetch, mark};
 use super::integration_wire::*;
-use super::query::{ListRequest, Paginated, Params};
+use super::query::{ListRequest, Paginated};
 use super::schemas::PageParams;
 use super::{AppState, Id};
-use crate::content::cron::{self, CronField};
+use crate::audit::Actor;
 use crate::events::timestamp as time;
-use crate::integrations::{self, format, DEFAULT_FETCH_LIMIT, MAX_FETCH_LIMIT};
+use crate::integrations::{self, manage};
 use crate::store::filter::{Condition, Value as FilterValue};
 use crate::store::integrations::{self as sql, ErrorRow, GroupRow, MessageRow};
 use crate::store::{self, Conn};
-use crate::validation::FieldErrors;
+use crate::validation::input::{Input, Mode};
 
 pub fn router() -> Router<AppState> {
     const GROUP: &str = "/api/v1/integration-groups/{name}";
@@ -53,172 +53,6 @@ pub fn router() -> Router<AppState> {
             "/api/v1/integration-errors/{id}/acknowledge",
             post(acknowledge),
         )
-}
-
-fn is_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
-fn is_http_url(url: &str) -> bool {
-    reqwest::Url::parse(url)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-}
-
-/// An optional whole number from 1 to `max`.
-fn bounded(input: &mut Input<'_>, name: &str, max: i32) -> Option<i32> {
-    let value = input.integer(name, false, Some(1))?;
-    match i32::try_from(value) {
-        Ok(value) if value <= max => Some(value),
-        _ => {
-            input.error(
-                name,
-                format!("Ensure this value is less than or equal to {max}."),
-            );
-            None
-        }
-    }
-}
-
-/// Reads a group from a request body onto `group` (a new group's defaults, or the stored
-/// group for a PATCH). Returns its topics: those of the body's `event_types`, or else
-/// `current_topics`. Every error of the body is reported at once.
-pub fn read_group(
-    body: &Value,
-    mode: Mode,
-    group: &mut GroupRow,
-    current_topics: &[String],
-) -> ApiResult<Vec<(String, String)>> {
-    let mut input = Input::new(body, mode)?;
-    if mode == Mode::Create {
-        if let Some(name) = input.text("name", Text::required().max(64)) {
-            if is_name(&name) {
-                group.name = name;
-            } else {
-                input.error(
-                    "name",
-                    "Use 1 to 64 lower-case letters, digits, '-' and '_'.",
-                );
-            }
-        }
-    } else if let Some(name) = field(body, "name").and_then(Value::as_str) {
-        if name != group.name {
-            input.error("name", "The name of a group cannot change.");
-        }
-    }
-    set(
-        &mut group.method,
-        input.choice("method", true, &["poll", "send"]),
-    );
-    set(
-        &mut group.title,
-        input.text("title", Text::required().max(200)),
-    );
-    set(
-        &mut group.description,
-        input.text("description", Text::optional()),
-    );
-    set(
-        &mut group.lease_seconds,
-        bounded(&mut input, "lease_seconds", 86_400),
-    );
-    if let Some(url) = input.nullable_text("target_url", Text::optional().max(2000)) {
-        match url.filter(|u| !u.trim().is_empty()) {
-            Some(url) if !is_http_url(url.trim()) => {
-                input.error("target_url", "Enter a valid http or https URL.")
-            }
-            url => group.target_url = url.map(|u| u.trim().to_string()),
-        }
-    }
-    if let Some(auth) = input.nullable_text("auth_header", Text::optional().max(4000)) {
-        match auth.filter(|a| !a.trim().is_empty()) {
-            Some(text) if integrations::push::auth_header(&text).is_none() => input.error(
-                "auth_header",
-                "Not a valid header value (no line breaks or control characters).",
-            ),
-            auth => group.auth_header = auth,
-        }
-    }
-    set(
-        &mut group.format,
-        input.choice("format", false, &["json", "ndjson", "csv"]),
-    );
-    let cron_rule = Text::optional().not_blank().max(64);
-    for (field, slot) in [
-        (CronField::Minute, &mut group.minute),
-        (CronField::Hour, &mut group.hour),
-        (CronField::DayOfWeek, &mut group.day_of_week),
-        (CronField::DayOfMonth, &mut group.day_of_month),
-        (CronField::MonthOfYear, &mut group.month_of_year),
-    ] {
-        if let Some(text) = input.text(field.name(), cron_rule) {
-            match cron::parse(field, &text) {
-                Ok(_) => *slot = text.trim().to_string(),
-                Err(message) => input.error(field.name(), message),
-            }
-        }
-    }
-    set(
-        &mut group.max_batch_size,
-        bounded(&mut input, "max_batch_size", 10_000),
-    );
-    set(&mut group.skip_empty, input.boolean("skip_empty", false));
-    set(
-        &mut group.instance,
-        input.text("instance", Text::optional().not_blank().max(200)),
-    );
-    let mut topics = integrations::parse_topics(current_topics).unwrap_or_default();
-    match field(body, "event_types") {
-        None => {}
-        Some(Value::Array(items)) => {
-            let texts: Option<Vec<String>> = items
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect();
-            match texts.map(|t| integrations::parse_topics(&t)) {
-                Some(Ok(parsed)) => topics = parsed,
-                Some(Err(message)) => input.error("event_types", message),
-                None => input.error("event_types", "Each event type must be a string."),
-            }
-        }
-        Some(_) => input.error(
-            "event_types",
-            "Expected a list of event types, such as [\"subscription.*\"].",
-        ),
-    }
-    if group.method == "send" && group.target_url.is_none() {
-        input.error("target_url", "A send group needs a target URL.");
-    }
-    input.finish()?;
-    Ok(topics)
-}
-
-/// A new group before the body is read onto it.
-pub fn new_group(instance: &str, now: chrono::DateTime<chrono::Utc>) -> GroupRow {
-    GroupRow {
-        name: String::new(),
-        method: String::new(),
-        title: String::new(),
-        description: String::new(),
-        lease_seconds: 300,
-        target_url: None,
-        auth_header: None,
-        format: "json".into(),
-        minute: "0".into(),
-        hour: "2".into(),
-        day_of_week: "*".into(),
-        day_of_month: "*".into(),
-        month_of_year: "*".into(),
-        max_batch_size: 100,
-        skip_empty: true,
-        instance: instance.to_string(),
-        next_push_at: None,
-        last_push_at: None,
-        created_at: now,
-        updated_at: now,
-    }
 }
 
 async fn representation(state: &AppState, conn: Conn<'_>, group: &GroupRow) -> ApiResult<GroupOut> {
@@ -275,6 +109,7 @@ fn conn_again<'a>(conn: &'a mut Conn<'_>) -> Conn<'a> {
 #[utoipa::path(get, path = "/api/v1/integration-groups/", tag = "integrations",
     params(PageParams),
     responses((status = 200, body = Paginated<GroupOut>, description = "Integration groups, by name")))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: Admin,
@@ -296,25 +131,21 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/integration-groups/", tag = "integrations",
     request_body = GroupIn,
     responses((status = 201, body = GroupOut), (status = 409, description = "Name taken")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Body(body): Body,
 ) -> ApiResult<(StatusCode, Json<GroupOut>)> {
-    let now = store::now();
-    let mut group = new_group(&state.instance_name, now);
-    let topics = read_group(&body, Mode::Create, &mut group, &[])?;
-    group.next_push_at = integrations::next_push(&group, now);
+    let (group, topics) = manage::read_new(&state.instance_name, &body)?;
     let mut tx = state.begin().await?;
-    integrations::create_group(&mut tx, &state.hub.settings.keyring, &group, &topics).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &group.name);
-    crate::audit::record(
+    let actor = Actor::user(&caller);
+    manage::create(
         &mut tx,
+        &state.hub.settings.keyring,
         &actor,
-        "integration_group.create",
-        object,
-        json!({}),
+        &group,
+        &topics,
     )
     .await?;
     let out = representation(&state, tx.conn(), &group).await?;
@@ -324,6 +155,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 200, body = GroupOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: Admin,
@@ -339,6 +171,7 @@ pub async fn retrieve(
 #[utoipa::path(patch, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupIn,
     responses((status = 200, body = GroupOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -346,24 +179,9 @@ pub async fn update(
     Body(body): Body,
 ) -> ApiResult<Json<GroupOut>> {
     let mut tx = state.begin().await?;
-    let mut group = integrations::existing_group(&mut tx, &name).await?;
-    let current_topics = sql::group_topics(tx.conn(), &name).await?;
-    let topics = read_group(&body, Mode::Partial, &mut group, &current_topics)?;
-    let now = store::now();
-    group.updated_at = now;
-    group.next_push_at = integrations::next_push(&group, now);
-    let stored = integrations::sealed(&state.hub.settings.keyring, &group);
-    sql::update_group(tx.conn(), &stored, &topics).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &group.name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.update",
-        object,
-        json!({}),
-    )
-    .await?;
+    let actor = Actor::user(&caller);
+    let keyring = &state.hub.settings.keyring;
+    let group = manage::update(&mut tx, keyring, &actor, &name, &body).await?;
     let out = representation(&state, tx.conn(), &group).await?;
     state.commit(tx).await?;
     Ok(Json(out))
@@ -371,25 +189,14 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/integration-groups/{name}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn destroy(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let mut tx = state.begin().await?;
-    if !sql::delete_group(tx.conn(), &name).await? {
-        return Err(ApiError::NotFound);
-    }
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.delete",
-        object,
-        json!({}),
-    )
-    .await?;
+    manage::delete(&mut tx, &Actor::user(&caller), &name).await?;
     state.commit(tx).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -418,6 +225,7 @@ async fn known_group(state: &AppState, name: &str) -> ApiResult<()> {
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("sent" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<GroupMessageOut>, description = "The group's messages, newest first"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn messages(
     State(state): State<AppState>,
     _: Admin,
@@ -437,6 +245,7 @@ pub async fn messages(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")), request_body = GroupMessageIn,
     responses((status = 201, body = GroupMessageOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn add_message(
     State(state): State<AppState>,
     Admin(caller): Admin,
@@ -516,6 +325,7 @@ async fn message_with_audit(
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/messages/{id}/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %name, id = id))]
 pub async fn message(
     State(state): State<AppState>,
     _: Admin,
@@ -528,13 +338,14 @@ pub async fn message(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/messages/{id}/unsend/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = GroupMessageDetailOut, description = "The message, waiting again"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(group = %name, id = id, user_id = caller.user_id))]
 pub async fn unsend(
     State(state): State<AppState>,
     Admin(caller): Admin,
     MessagePath(name, id): MessagePath,
 ) -> ApiResult<Json<GroupMessageDetailOut>> {
     let mut tx = state.begin().await?;
-    integrations::unsend(&mut tx, &name, id, caller.user_id).await?;
+    manage::unsend(&mut tx, &name, id, caller.user_id).await?;
     let out = message_with_audit(tx.conn(), &name, id).await?;
     state.commit(tx).await?;
     Ok(Json(out))
@@ -544,14 +355,15 @@ pub async fn unsend(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/send/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 202, body = QueuedOut, description = "A push is queued"), (status = 400, description = "Not a send group"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn send_now(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<QueuedOut>)> {
     let mut tx = state.begin().await?;
-    let queued = integrations::manage::send_now(&mut tx, &state.effects.jobs, &name).await?;
-    let actor = crate::audit::Actor::user(&caller);
+    let queued = manage::send_now(&mut tx, &state.effects, &name).await?;
+    let actor = Actor::user(&caller);
     let object = crate::audit::Object::new("integration_group", &name);
     crate::audit::record(
         &mut tx,
@@ -569,23 +381,14 @@ pub async fn send_now(
 #[utoipa::path(post, path = "/api/v1/integration-groups/{name}/tokens/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$")),
     responses((status = 201, body = PollTokenOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name, user_id = caller.user_id))]
 pub async fn issue_token(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<PollTokenOut>)> {
     let mut tx = state.begin().await?;
-    let token = integrations::issue_poll_token(&mut tx, &name).await?;
-    let actor = crate::audit::Actor::user(&caller);
-    let object = crate::audit::Object::new("integration_group", &name);
-    crate::audit::record(
-        &mut tx,
-        &actor,
-        "integration_group.token",
-        object,
-        json!({"prefix": token.chars().take(8).collect::<String>()}),
-    )
-    .await?;
+    let token = manage::issue_token(&mut tx, &Actor::user(&caller), &name).await?;
     state.commit(tx).await?;
     let origin = &state.effects.public_origin;
     Ok((
@@ -598,66 +401,6 @@ pub async fn issue_token(
             token,
         }),
     ))
-}
-
-/// Takes the next batch of waiting messages, leased until marked or until the lease ends. For an
-/// admin, or a token issued for this group's poll API.
-#[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/fetch", tag = "integrations",
-    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Default 16")),
-    responses((status = 200, body = PollBatchOut), (status = 404)))]
-pub async fn fetch(
-    State(state): State<AppState>,
-    PollCaller { group }: PollCaller,
-    params: Params,
-) -> ApiResult<Json<Value>> {
-    let limit = match params.get("limit") {
-        None => DEFAULT_FETCH_LIMIT,
-        Some(text) => match text.trim().parse::<i64>() {
-            Ok(n) if (1..=MAX_FETCH_LIMIT).contains(&n) => n,
-            _ => {
-                return Err(ApiError::Invalid(FieldErrors::single(
-                    "limit",
-                    format!("Enter a whole number from 1 to {MAX_FETCH_LIMIT}."),
-                )))
-            }
-        },
-    };
-    let mut tx = state.begin().await?;
-    let (batch, unread) = integrations::fetch(&mut tx, &group, limit).await?;
-    tx.commit().await?;
-    let mut out = format::json_batch(&batch.token, &batch.messages);
-    out["unreadCount"] = json!(unread);
-    Ok(Json(out))
-}
-
-/// Marks a fetched batch as received: its messages are sent. The token comes in the query
-/// string or the body.
-#[utoipa::path(method(get, post), path = "/api/v1/integration-groups/{name}/poll/mark", tag = "integrations",
-    params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("token" = Option<String>, Query, pattern = r"\S")), request_body = MarkIn,
-    responses((status = 200, body = MarkOut), (status = 404)))]
-pub async fn mark(
-    State(state): State<AppState>,
-    PollCaller { group }: PollCaller,
-    params: Params,
-    Body(body): Body,
-) -> ApiResult<Json<MarkOut>> {
-    let token = mark_token(&params, &body);
-    let mut tx = state.begin().await?;
-    let (marked, unread) = integrations::mark(&mut tx, &group, token.as_deref()).await?;
-    tx.commit().await?;
-    Ok(Json(MarkOut {
-        marked_count: marked,
-        unread_count: unread,
-    }))
-}
-
-/// The batch token of a mark request: from the query string, else from the body.
-pub(super) fn mark_token(params: &Params, body: &Value) -> Option<String> {
-    params.get("token").map(str::to_string).or_else(|| {
-        field(body, "token")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    })
 }
 
 fn error_out(row: ErrorRow) -> IntegrationErrorOut {
@@ -692,6 +435,7 @@ async fn list_errors(
 #[utoipa::path(get, path = "/api/v1/integration-errors/", tag = "integrations",
     params(("acknowledged" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "Integration errors of every group, newest first")))]
+#[tracing::instrument(skip_all)]
 pub async fn errors(
     State(state): State<AppState>,
     _: Admin,
@@ -703,6 +447,7 @@ pub async fn errors(
 #[utoipa::path(get, path = "/api/v1/integration-groups/{name}/errors/", tag = "integrations",
     params(("name" = String, Path, pattern = "^[a-z0-9_-]{1,64}$"), ("acknowledged" = Option<bool>, Query), PageParams),
     responses((status = 200, body = Paginated<IntegrationErrorOut>, description = "The group's integration errors, newest first"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(name = %name))]
 pub async fn group_errors(
     State(state): State<AppState>,
     _: Admin,
@@ -715,13 +460,14 @@ pub async fn group_errors(
 
 #[utoipa::path(post, path = "/api/v1/integration-errors/{id}/acknowledge/", tag = "integrations",
     params(("id" = i64, Path, minimum = 1)), responses((status = 200, body = IntegrationErrorOut, description = "The error, acknowledged"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id, user_id = caller.user_id))]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Id(id): Id,
 ) -> ApiResult<Json<IntegrationErrorOut>> {
     let mut tx = state.begin().await?;
-    let row = integrations::manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
+    let row = manage::acknowledge_error(&mut tx, id, caller.user_id).await?;
     state.commit(tx).await?;
     Ok(Json(error_out(row)))
 }

@@ -173,6 +173,7 @@ fn read_n(params: &HashMap<String, String>) -> ApiResult<usize> {
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}/forecast/", tag = "subscriptions",
     params(("id" = Uuid, Path), ("n" = Option<i64>, Query, description = "How many sends, 1 to 100 (default 5)")),
     responses((status = 200, body = ForecastOut), (status = 400, description = "`n` out of range"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn subscription_forecast(
     State(state): State<AppState>,
     _: User,

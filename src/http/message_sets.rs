@@ -13,7 +13,6 @@ use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::messages::{nested_messages, MessageDetailOut};
 use super::query::{Filters, ListRequest, Paginated};
@@ -22,6 +21,7 @@ use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self};
 use crate::model::content::{MessageSetFields, CONTENT_TYPES};
 use crate::store::content as sql;
+use crate::validation::input::{set, Input, Mode, Text};
 pub use crate::wire::content::MessageSetOut;
 
 pub fn router() -> Router<AppState> {
@@ -97,13 +97,14 @@ pub(super) fn read_fields(
         &mut f.send_window_end,
         input.nullable_text("send_window_end", window_end),
     );
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/messageset/", tag = "content",
     params(("short_name" = Option<String>, Query), ("content_type" = Option<ContentType>, Query),
            PageParams),
     responses((status = 200, body = Paginated<MessageSetOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -120,6 +121,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/messageset/", tag = "content", request_body = MessageSetIn,
     responses((status = 201, body = MessageSetOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -135,6 +137,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -166,6 +169,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -177,6 +181,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageSetIn, responses((status = 200, body = MessageSetOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -188,6 +193,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/messageset/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still has messages or is another set's next_set")))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_message_set(&mut tx, &state.effects, id).await?;
@@ -214,6 +220,7 @@ pub struct MessageSetWithMessagesOut {
 
 #[utoipa::path(get, path = "/api/v1/messageset/{id}/messages/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageSetWithMessagesOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn with_messages(
     State(state): State<AppState>,
     _: User,
@@ -241,6 +248,7 @@ pub async fn with_messages(
 /// `{"<message set id>": ["eng_ZA", "zul_ZA"]}`: the languages each set has messages in.
 #[utoipa::path(get, path = "/api/v1/messageset_languages/", tag = "content",
     responses((status = 200, body = BTreeMap<String, Vec<String>>)))]
+#[tracing::instrument(skip_all)]
 pub async fn languages(
     State(state): State<AppState>,
     _: User,

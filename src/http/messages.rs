@@ -15,7 +15,6 @@ use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Bytes, PageParams};
@@ -23,6 +22,7 @@ use super::{ApiError, ApiResult, AppState, Id};
 use crate::content::{self};
 use crate::model::content::{Message, MessageFields};
 use crate::store::{content as sql, Pooled};
+use crate::validation::input::{set, Input, Mode, Text};
 use crate::wire::content::media_url;
 pub use crate::wire::content::MessageOut;
 
@@ -139,13 +139,14 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut MessageFields) -> Ap
         input.nullable_pk("binary_content"),
     );
     set(&mut f.metadata, input.nullable_object("metadata"));
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/message/", tag = "content",
     params(("messageset" = Option<i64>, Query), ("lang" = Option<String>, Query),
            ("sequence_number" = Option<i64>, Query), PageParams),
     responses((status = 200, body = Paginated<MessageOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -163,6 +164,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/message/", tag = "content", request_body = MessageIn,
     responses((status = 201, body = MessageOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -178,6 +180,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = MessageOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -204,6 +207,7 @@ async fn write(state: AppState, id: i64, body: Value, mode: Mode) -> ApiResult<J
 
 #[utoipa::path(put, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -215,6 +219,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = MessageIn, responses((status = 200, body = MessageOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -226,6 +231,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/message/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_message(&mut tx, &state.effects, id).await?;
@@ -278,6 +284,7 @@ fn wants_raw(query: Option<&str>, headers: &HeaderMap) -> bool {
     responses((status = 200, description = "The JSON view, or the content itself when asked for",
         content((MessageDetailOut = "application/json"), (Bytes = "audio/*"), (String = "text/plain"))),
               (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn message_content(
     State(state): State<AppState>,
     _: User,

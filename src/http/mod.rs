@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod body;
 pub mod error;
-pub mod input;
 pub mod limits;
 pub mod links;
 pub mod query;
@@ -18,6 +17,7 @@ mod callbacks;
 mod events;
 mod failed_tasks;
 mod health;
+mod integration_poll;
 mod integration_wire;
 pub mod integrations;
 mod local_time;

@@ -53,6 +53,7 @@ fn set_state_gauges(name: &'static str, depth: &[(String, i64)]) {
 /// Prometheus text exposition. Queue depth and age are read from the database at scrape time.
 #[utoipa::path(get, path = "/metrics", tag = "helpers",
     responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format 0.0.4")))]
+#[tracing::instrument(skip_all)]
 pub async fn prometheus(State(state): State<AppState>) -> Response {
     if let Ok(mut conn) = state.db.acquire().await {
         if let Ok(depth) = jobs_sql::queue_depth(conn.conn()).await {
@@ -98,6 +99,7 @@ pub struct ScheduledMetricsOut {
 
 /// `{"metrics_available": [...]}`: every metric this service pushes to the Go Metrics API.
 #[utoipa::path(get, path = "/api/metrics/", tag = "helpers", responses((status = 200, body = MetricsAvailableOut)))]
+#[tracing::instrument(skip_all)]
 pub async fn available(
     State(state): State<AppState>,
     _: User,
@@ -108,17 +110,14 @@ pub async fn available(
 
 /// Computes and pushes the scheduled metrics now (as a job, retried if the push fails).
 #[utoipa::path(post, path = "/api/metrics/", tag = "helpers", responses((status = 200, body = ScheduledMetricsOut)))]
+#[tracing::instrument(skip_all)]
 pub async fn fire_scheduled(
     State(state): State<AppState>,
     _: User,
 ) -> ApiResult<(StatusCode, Json<ScheduledMetricsOut>)> {
     let mut tx = state.begin().await?;
-    crate::jobs::enqueue(
-        &mut tx,
-        &state.effects.jobs,
-        &crate::jobs::Job::FireScheduledMetrics,
-    )
-    .await?;
+    let change = crate::effects::Change::ScheduledMetricsRequested;
+    crate::effects::follow(&mut tx, &state.effects, change).await?;
     state.commit(tx).await?;
     Ok((
         StatusCode::OK,

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::openapi_rules::{CommonResponses, HaploAliases, OperationIds, PartialBodies};
 use super::{
-    binary_content, callbacks, events, failed_tasks, health, integrations, message_sets, messages,
-    observability, schedules, schemas, subscriptions, users, AppState,
+    binary_content, callbacks, events, failed_tasks, health, integration_poll, integrations,
+    message_sets, messages, observability, schedules, schemas, subscriptions, users, AppState,
 };
 
 struct TokenAuth;
@@ -63,8 +63,8 @@ Every route but `/healthz`, `/metrics`, `/media/…` and this document needs `Au
         callbacks::deliveries, callbacks::recover, callbacks::delivery, callbacks::retry,
         integrations::list, integrations::create, integrations::retrieve, integrations::update,
         integrations::destroy, integrations::messages, integrations::add_message, integrations::message,
-        integrations::unsend, integrations::send_now, integrations::issue_token, integrations::fetch,
-        integrations::mark, integrations::errors, integrations::group_errors, integrations::acknowledge,
+        integrations::unsend, integrations::send_now, integrations::issue_token, integration_poll::fetch,
+        integration_poll::mark, integrations::errors, integrations::group_errors, integrations::acknowledge,
         users::create_token,
         super::security::rotate_secret, super::security::audit_log,
         health::health, health::liveness, observability::available, observability::fire_scheduled,
@@ -80,6 +80,7 @@ pub fn router() -> Router<AppState> {
 /// This document.
 #[utoipa::path(get, path = "/api/openapi.json", tag = "helpers",
     responses((status = 200, body = Object, description = "The OpenAPI document")))]
+#[tracing::instrument(skip_all)]
 async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 use utoipa::{OpenApi, PartialSchema};
 
 use super::error::ApiError;
-use super::input::Mode;
 use super::openapi::ApiDoc;
 use super::openapi_rules::operations_mut;
 use crate::validation::fields_asked;
+use crate::validation::input::Mode;
 
 /// The sources of every module with a `router()`, as `router` in `mod.rs` merges them.
 const ROUTER_SOURCES: &[(&str, &str)] = &[
@@ -241,8 +241,10 @@ fn event_and_callback_bodies_declare_the_fields_their_readers_accept() {
 #[test]
 fn integration_and_user_bodies_declare_the_fields_their_readers_accept() {
     assert_schema_matches_reader::<super::integration_wire::GroupIn>("GroupIn", |body| {
-        let mut group = super::integrations::new_group("sbm", crate::store::now());
-        super::integrations::read_group(body, Mode::Create, &mut group, &[]).map(|_| ())
+        let mut group = crate::integrations::input::new_group("sbm", crate::store::now());
+        crate::integrations::input::read_group(body, Mode::Create, &mut group, &[])
+            .map(|_| ())
+            .map_err(ApiError::Invalid)
     });
     assert_schema_matches_reader::<super::integration_wire::GroupMessageIn>(
         "GroupMessageIn",
@@ -250,7 +252,7 @@ fn integration_and_user_bodies_declare_the_fields_their_readers_accept() {
     );
     // `integrations::mark` refuses a mark without a token as a missing field.
     assert_schema_matches_reader::<super::integration_wire::MarkIn>("MarkIn", |body| {
-        match super::integrations::mark_token(&Default::default(), body) {
+        match super::integration_poll::mark_token(&Default::default(), body) {
             Some(_) => Ok(()),
             None => Err(ApiError::Invalid(crate::validation::FieldErrors::single(
                 "token",

@@ -8,7 +8,6 @@ use utoipa::ToSchema;
 
 use super::auth::User;
 use super::body::Body;
-use super::input::{set, Input, Mode, Text};
 use super::query::{ListRequest, Paginated};
 use super::schemas::{Empty, PageParams};
 use super::{ApiError, ApiResult, AppState, Id};
@@ -16,6 +15,7 @@ use crate::content;
 use crate::model::content::{Schedule, ScheduleFields};
 use crate::scheduling::local::due_times;
 use crate::store::content as sql;
+use crate::validation::input::{set, Input, Mode, Text};
 pub use crate::wire::content::ScheduleOut;
 
 pub fn router() -> Router<AppState> {
@@ -79,12 +79,13 @@ pub(super) fn read_fields(
     set(&mut f.day_of_month, input.text("day_of_month", rule));
     set(&mut f.month_of_year, input.text("month_of_year", rule));
     set(&mut f.timezone, input.text("timezone", rule));
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/schedule/", tag = "content",
     params(PageParams),
     responses((status = 200, body = Paginated<ScheduleOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -97,6 +98,7 @@ pub async fn list(
 
 #[utoipa::path(post, path = "/api/v1/schedule/", tag = "content", request_body = ScheduleIn,
     responses((status = 201, body = ScheduleOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all)]
 pub async fn create(
     State(state): State<AppState>,
     _: User,
@@ -112,6 +114,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = ScheduleOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -143,6 +146,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn replace(
     State(state): State<AppState>,
     _: User,
@@ -154,6 +158,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     request_body = ScheduleIn, responses((status = 200, body = ScheduleOut)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn update(
     State(state): State<AppState>,
     _: User,
@@ -165,6 +170,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/schedule/{id}/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 204), (status = 404), (status = 409, description = "Still used by message sets")))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiResult<StatusCode> {
     let mut tx = state.db.begin().await?;
     content::delete_schedule(&mut tx, &state.effects, id).await?;
@@ -176,6 +182,7 @@ pub async fn destroy(State(state): State<AppState>, _: User, Id(id): Id) -> ApiR
 /// (the 2019 original's per-schedule POST-back, also for operators).
 #[utoipa::path(post, path = "/api/v1/schedule/{id}/send/", tag = "content", params(("id" = i64, Path, minimum = 1)),
     responses((status = 202, body = Empty), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = id))]
 pub async fn send(
     State(state): State<AppState>,
     _: super::auth::SendCaller,
@@ -185,12 +192,8 @@ pub async fn send(
     sql::get_schedule(tx.conn(), id)
         .await?
         .ok_or(ApiError::NotFound)?;
-    crate::jobs::enqueue(
-        &mut tx,
-        &state.effects.jobs,
-        &crate::jobs::Job::FireSchedule { schedule_id: id },
-    )
-    .await?;
+    let change = crate::effects::Change::ScheduleFireRequested { schedule_id: id };
+    crate::effects::follow(&mut tx, &state.effects, change).await?;
     state.commit(tx).await?;
     Ok((StatusCode::ACCEPTED, Json(Empty {})))
 }

@@ -48,6 +48,7 @@ fn audit_out(row: AuditRow) -> Value {
         super::schemas::PageParams),
     responses((status = 200, body = Object, description = "Audit entries, paginated: `{count, next, previous, results: [{id, at, actor_id, actor_email, action, object_type, object_id, details}]}`"),
         (status = 401), (status = 403)))]
+#[tracing::instrument(skip_all)]
 pub async fn audit_log(
     State(state): State<AppState>,
     _: Admin,
@@ -130,6 +131,7 @@ pub struct RotateSecretIn {
     request_body(content = RotateSecretIn),
     responses((status = 200, body = Object, description = "The callback, with previous_secret_expires_at"),
         (status = 400, description = "Field errors"), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     User(caller): User,

@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use super::auth::{SendCaller, User};
 use super::body::Body;
-use super::input::{field, set, Input, Mode, Text};
 use super::links::BaseUrl;
 use super::query::{Filters, ListRequest, Paginated};
 use super::schemas::{Accepted, PageParams};
@@ -21,6 +20,7 @@ use crate::model::subscriptions::{Subscription, SubscriptionFields};
 use crate::store::filter::{Op, Value as FilterValue};
 use crate::store::subscriptions as sql;
 use crate::subscriptions::{self, Requester, SendRequest};
+use crate::validation::input::{field, set, Input, Mode, Text};
 use crate::validation::FieldErrors;
 pub use crate::wire::subscriptions::SubscriptionOut;
 
@@ -135,7 +135,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) 
         &mut f.timezone,
         input.nullable_text("timezone", Text::optional().not_blank().max(64)),
     );
-    input.finish()
+    Ok(input.finish()?)
 }
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/", tag = "subscriptions",
@@ -146,6 +146,7 @@ pub(super) fn read_fields(body: &Value, mode: Mode, f: &mut SubscriptionFields) 
            ("metadata_has_key" = Option<String>, Query), ("metadata_not_has_key" = Option<String>, Query),
            PageParams),
     responses((status = 200, body = Paginated<SubscriptionOut>)))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     _: User,
@@ -199,6 +200,7 @@ async fn create_from(state: &AppState, user: i64, body: &Value) -> ApiResult<Sub
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/", tag = "subscriptions", request_body = SubscriptionIn,
     responses((status = 201, body = SubscriptionOut), (status = 400, description = "Field errors")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn create(
     State(state): State<AppState>,
     User(caller): User,
@@ -215,6 +217,7 @@ pub async fn create(
 /// The project hub's webhook: `{"hook": {...}, "data": {<subscription>}}`.
 #[utoipa::path(post, path = "/api/v1/subscriptions/request", tag = "subscriptions", request_body = HubRegistrationIn,
     responses((status = 201, body = Accepted)))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn hub_request(
     State(state): State<AppState>,
     User(caller): User,
@@ -260,6 +263,7 @@ pub(super) fn registration_data(body: &Value) -> ApiResult<Value> {
 
 #[utoipa::path(get, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 200, body = SubscriptionOut), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn retrieve(
     State(state): State<AppState>,
     _: User,
@@ -292,6 +296,7 @@ async fn write(
 
 #[utoipa::path(put, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn replace(
     State(state): State<AppState>,
     User(caller): User,
@@ -304,6 +309,7 @@ pub async fn replace(
 
 #[utoipa::path(patch, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     request_body = SubscriptionIn, responses((status = 200, body = SubscriptionOut)))]
+#[tracing::instrument(skip_all, fields(id = %id, user_id = caller.user_id))]
 pub async fn update(
     State(state): State<AppState>,
     User(caller): User,
@@ -316,6 +322,7 @@ pub async fn update(
 
 #[utoipa::path(delete, path = "/api/v1/subscriptions/{id}/", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 204), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn destroy(
     State(state): State<AppState>,
     _: User,
@@ -335,6 +342,7 @@ pub async fn destroy(
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/send", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 201, body = SendAnswer, description = "Accepted: also for an inactive or completed subscription (nothing is sent) and for a Scheduler repeat (with a `reason`)"),
         (status = 400, body = SendAnswer, description = "No such subscription: `{\"accepted\": false, \"reason\": …}`")))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn send(
     State(state): State<AppState>,
     caller: SendCaller,
@@ -374,6 +382,7 @@ pub async fn send(
 /// Sends the subscription's current message again.
 #[utoipa::path(post, path = "/api/v1/subscriptions/{id}/resend", tag = "subscriptions", params(("id" = Uuid, Path)),
     responses((status = 202, body = Accepted), (status = 404)))]
+#[tracing::instrument(skip_all, fields(id = %id))]
 pub async fn resend(
     State(state): State<AppState>,
     _: User,

@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::auth::Admin;
 use super::body::Body;
-use super::input::{Input, Mode, Text};
 use super::{ApiResult, AppState};
 use crate::auth;
+use crate::validation::input::{Input, Mode, Text};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/user/token", post(create_token))
@@ -41,6 +41,7 @@ pub struct TokenOut {
 #[utoipa::path(post, path = "/api/v1/user/token/", tag = "auth", request_body = TokenRequest,
     responses((status = 201, body = TokenOut), (status = 400, description = "Missing or invalid email"),
               (status = 403, description = "Caller is not an admin")))]
+#[tracing::instrument(skip_all, fields(user_id = caller.user_id))]
 pub async fn create_token(
     State(state): State<AppState>,
     Admin(caller): Admin,

@@ -2,6 +2,7 @@
 //! marked by pollers in leased batches, or pushed on a schedule.
 
 pub mod format;
+pub mod input;
 pub mod manage;
 pub mod push;
 

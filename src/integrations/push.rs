@@ -33,7 +33,12 @@ pub async fn enqueue_due(db: &Db, effects: &Effects) -> store::Result<usize> {
         };
         let mut tx = db.begin().await?;
         if sql::claim_push(tx.conn(), &group.name, was_due, next_push(&group, now)).await? {
-            follow(&mut tx, effects, Change::PushDue { group: &group.name }).await?;
+            follow(
+                &mut tx,
+                effects,
+                Change::IntegrationPushRequested { group: &group.name },
+            )
+            .await?;
             enqueued += 1;
         }
         tx.commit().await?;

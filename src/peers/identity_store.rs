@@ -23,6 +23,7 @@ struct Address {
 impl IdentityStore {
     /// The identity's default MSISDN (through its `communicate_through` identity, if any), or
     /// `None` when it has no usable address.
+    #[tracing::instrument(skip_all, fields(peer = "identity_store", identity = %identity))]
     pub async fn msisdn(&self, identity: Uuid) -> Result<Option<String>, Error> {
         let path = format!(
             "/identities/{identity}/addresses/msisdn?default=True&use_communicate_through=True"

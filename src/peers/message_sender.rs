@@ -10,6 +10,7 @@ pub struct MessageSender(pub PeerClient);
 
 impl MessageSender {
     /// Creates an outbound message; returns the Message Sender's id for it.
+    #[tracing::instrument(skip_all, fields(peer = "message_sender"))]
     pub async fn create_outbound(&self, body: &Value) -> Result<String, Error> {
         let response = self
             .0

@@ -98,6 +98,7 @@ impl PeerClient {
     }
 
     /// Sends the request; any status of 300 or more is an error carrying (the start of) the body.
+    #[tracing::instrument(skip_all, fields(peer = self.name))]
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, Error> {
         let started = std::time::Instant::now();
         let response = request.send().await;

@@ -11,6 +11,7 @@ pub struct Scheduler(pub PeerClient);
 
 impl Scheduler {
     /// Creates a schedule; returns the Scheduler's id for it.
+    #[tracing::instrument(skip_all, fields(peer = "scheduler", cron_definition = %cron_definition))]
     pub async fn create_schedule(
         &self,
         cron_definition: &str,
@@ -36,6 +37,7 @@ impl Scheduler {
     }
 
     /// Stops a schedule from firing. A schedule the Scheduler no longer has is as good as disabled.
+    #[tracing::instrument(skip_all, fields(peer = "scheduler", schedule_id = %schedule_id))]
     pub async fn disable_schedule(&self, schedule_id: &str) -> Result<(), Error> {
         let request = self
             .0
@@ -48,6 +50,7 @@ impl Scheduler {
     }
 
     /// Moves a schedule to another cron definition.
+    #[tracing::instrument(skip_all, fields(peer = "scheduler", schedule_id = %schedule_id, cron_definition = %cron_definition))]
     pub async fn update_schedule(
         &self,
         schedule_id: &str,

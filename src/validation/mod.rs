@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+pub mod input;
+
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 
 /// DRF's message for a NUL character in text (its `ProhibitNullCharactersValidator`).

@@ -10,6 +10,11 @@ use crate::config::{
 };
 use crate::store::{users, Db};
 
+mod integration_groups;
+
+use integration_groups::integration_group_command;
+pub use integration_groups::{IntegrationGroupArgs, IntegrationGroupCommand};
+
 #[derive(Parser, Debug)]
 #[command(
     name = "sbm",
@@ -59,61 +64,6 @@ pub enum SecretsCommand {
     /// Re-encrypt every stored callback secret and integration auth header with SECRET_KEY
     /// (those sealed with a SECRET_KEY_FALLBACKS key, and plaintext from before encryption).
     Rotate,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum IntegrationGroupCommand {
-    /// Create a group, with the rules of POST /api/v1/integration-groups/.
-    Create(Box<IntegrationGroupArgs>),
-    /// List the groups.
-    List,
-    /// Delete a group with its messages and errors.
-    Delete { name: String },
-    /// Issue a token for the group's poll API only, and print it. It is shown only once.
-    Token { name: String },
-}
-
-#[derive(clap::Args, Debug)]
-pub struct IntegrationGroupArgs {
-    #[arg(long)]
-    pub name: String,
-    /// `poll` or `send`.
-    #[arg(long)]
-    pub method: String,
-    #[arg(long)]
-    pub title: String,
-    #[arg(long)]
-    pub description: Option<String>,
-    /// An event type or prefix that feeds the group (`subscription.*`); repeat for more.
-    #[arg(long = "event-type")]
-    pub event_types: Vec<String>,
-    #[arg(long)]
-    pub lease_seconds: Option<i64>,
-    #[arg(long)]
-    pub target_url: Option<String>,
-    /// The whole value of the Authorization header sent with each push.
-    #[arg(long)]
-    pub auth_header: Option<String>,
-    /// `json`, `ndjson` or `csv`.
-    #[arg(long)]
-    pub format: Option<String>,
-    #[arg(long)]
-    pub minute: Option<String>,
-    #[arg(long)]
-    pub hour: Option<String>,
-    #[arg(long)]
-    pub day_of_week: Option<String>,
-    #[arg(long)]
-    pub day_of_month: Option<String>,
-    #[arg(long)]
-    pub month_of_year: Option<String>,
-    #[arg(long)]
-    pub max_batch_size: Option<i64>,
-    #[arg(long)]
-    pub skip_empty: Option<bool>,
-    /// The instance that may push (default: this instance's name).
-    #[arg(long, env = "SBM_INSTANCE_NAME", default_value_t = crate::config::host_name())]
-    pub instance: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -283,7 +233,7 @@ async fn worker(database: &DatabaseConfig, command: &WorkerCommand) -> anyhow::R
     if !command.no_migrate {
         db.migrate().await?;
     }
-    let origin = crate::http::links::public_origin(&command.public_url);
+    let origin = crate::config::public_origin(&command.public_url);
     let wake = std::sync::Arc::new(tokio::sync::Notify::new());
     let ctx = app::job_context(
         db.clone(),
@@ -370,131 +320,6 @@ fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-/// An API error as a command-line error: field errors as their JSON.
-fn api_error(err: crate::http::error::ApiError) -> anyhow::Error {
-    match err {
-        crate::http::error::ApiError::Invalid(errors) => {
-            anyhow::anyhow!("{}", serde_json::json!(errors))
-        }
-        crate::http::error::ApiError::NotFound => anyhow::anyhow!("no such integration group"),
-        other => anyhow::anyhow!("{other}"),
-    }
-}
-
-async fn integration_group_command(
-    db: &Db,
-    keyring: &crate::secrets::Keyring,
-    command: IntegrationGroupCommand,
-) -> anyhow::Result<()> {
-    use crate::http::integrations::{new_group, read_group};
-    use crate::store::integrations as sql;
-    match command {
-        IntegrationGroupCommand::Create(args) => {
-            let mut body = serde_json::json!({
-                "name": args.name,
-                "method": args.method,
-                "title": args.title,
-                "event_types": args.event_types,
-            });
-            let optional = [
-                ("description", args.description.map(serde_json::Value::from)),
-                ("lease_seconds", args.lease_seconds.map(Into::into)),
-                ("target_url", args.target_url.map(Into::into)),
-                ("auth_header", args.auth_header.map(Into::into)),
-                ("format", args.format.map(Into::into)),
-                ("minute", args.minute.map(Into::into)),
-                ("hour", args.hour.map(Into::into)),
-                ("day_of_week", args.day_of_week.map(Into::into)),
-                ("day_of_month", args.day_of_month.map(Into::into)),
-                ("month_of_year", args.month_of_year.map(Into::into)),
-                ("max_batch_size", args.max_batch_size.map(Into::into)),
-                ("skip_empty", args.skip_empty.map(Into::into)),
-            ];
-            for (key, value) in optional {
-                if let Some(value) = value {
-                    body[key] = value;
-                }
-            }
-            let now = crate::store::now();
-            let mut group = new_group(&args.instance, now);
-            let topics = read_group(&body, crate::http::input::Mode::Create, &mut group, &[])
-                .map_err(api_error)?;
-            group.next_push_at = crate::integrations::next_push(&group, now);
-            let mut tx = db.begin().await?;
-            crate::integrations::create_group(&mut tx, keyring, &group, &topics)
-                .await
-                .map_err(|err| api_error(err.into()))?;
-            let object = ("integration_group", group.name.clone());
-            cli_audit(
-                &mut tx,
-                "integration_group.create",
-                object,
-                serde_json::json!({}),
-            )
-            .await?;
-            tx.commit().await?;
-            println!(
-                "created integration group {} ({})",
-                group.name, group.method
-            );
-        }
-        IntegrationGroupCommand::List => {
-            let mut conn = db.acquire().await?;
-            let page = sql::list_groups(
-                conn.conn(),
-                crate::store::Slice {
-                    limit: i64::MAX,
-                    offset: 0,
-                },
-            )
-            .await?;
-            for group in page.rows {
-                println!(
-                    "{}\t{}\t{}\t{}",
-                    group.name,
-                    group.method,
-                    group.title,
-                    group.target_url.unwrap_or_default()
-                );
-            }
-        }
-        IntegrationGroupCommand::Delete { name } => {
-            let mut tx = db.begin().await?;
-            if !sql::delete_group(tx.conn(), &name).await? {
-                anyhow::bail!("no such integration group: {name}");
-            }
-            let object = ("integration_group", name.clone());
-            cli_audit(
-                &mut tx,
-                "integration_group.delete",
-                object,
-                serde_json::json!({}),
-            )
-            .await?;
-            tx.commit().await?;
-            println!("deleted integration group {name}");
-        }
-        IntegrationGroupCommand::Token { name } => {
-            let mut tx = db.begin().await?;
-            let token = crate::integrations::issue_poll_token(&mut tx, &name)
-                .await
-                .map_err(|err| api_error(err.into()))?;
-            let prefix: String = token.chars().take(8).collect();
-            let details = serde_json::json!({"prefix": prefix});
-            cli_audit(
-                &mut tx,
-                "integration_group.token",
-                ("integration_group", name),
-                details,
-            )
-            .await?;
-            tx.commit().await?;
-            println!("{token}");
-        }
-    }
-    Ok(())
 }
 
 /// Records a command-line change in the audit log, in its transaction.
