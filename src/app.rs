@@ -149,7 +149,8 @@ impl App {
             instance_name: jobs.instance_name.clone(),
             send_window: jobs.send_window,
         };
-        let router = http::router(state)
+        let admin = crate::admin::router(state.settings.max_upload_bytes);
+        let router = http::router(state, admin)
             .layer(CatchPanicLayer::custom(|_| internal_error()))
             .layer(TraceLayer::new_for_http());
         let jobs = (!config.no_worker).then(|| Arc::new(jobs));

@@ -4,14 +4,12 @@
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use maud::{html, Markup};
 
 use super::error::{AdminError, AdminResult};
-use super::session::{session_cookie, Staff};
+pub use super::staff::{csrf_field, CSRF_FIELD};
+use super::staff::{session_cookie, Staff};
 use crate::auth::session::csrf_matches;
 use crate::http::AppState;
-
-pub const CSRF_FIELD: &str = "csrf";
 
 /// The fields of a urlencoded form, in order.
 #[derive(Debug, Clone, Default)]
@@ -43,11 +41,6 @@ impl FormData {
             .filter(|v| !v.is_empty())
             .map(str::to_string)
     }
-}
-
-/// The hidden field every POST form of a session carries.
-pub fn csrf_field(staff: &Staff) -> Markup {
-    html! { input type="hidden" name=(CSRF_FIELD) value=(staff.csrf_token); }
 }
 
 /// Refuses a form whose CSRF token is not the session's.

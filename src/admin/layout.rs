@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
-use super::form::csrf_field;
-use super::session::Staff;
+use super::staff::{csrf_field, Staff};
 use crate::validation::{FieldErrors, NON_FIELD_ERRORS};
 
 const NAV: &[(&str, &str)] = &[

@@ -14,6 +14,7 @@ mod message_sets;
 mod messages;
 mod schedules;
 mod session;
+mod staff;
 mod subscriptions;
 
 use axum::extract::{DefaultBodyLimit, Request};

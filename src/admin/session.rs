@@ -1,9 +1,9 @@
-//! Signing in and out, and the [`Staff`] extractor every admin page starts with.
+//! Signing in and out, and the extractor of the [`Staff`] every admin page starts with.
 
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
-use axum::http::header::{COOKIE, SET_COOKIE};
+use axum::http::header::SET_COOKIE;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -14,38 +14,16 @@ use maud::html;
 use super::error::{AdminError, AdminResult};
 use super::form::{Posted, RawForm};
 use super::layout;
+pub use super::staff::Staff;
+use super::staff::{session_cookie, COOKIE_NAME};
 use crate::auth::session::{self, Credentials, SignInError};
 use crate::http::links::BaseUrl;
 use crate::http::AppState;
-
-pub const COOKIE_NAME: &str = "sbm_admin";
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/login", get(login_page).post(login))
         .route("/admin/logout", post(logout))
-}
-
-/// The signed-in admin of this request.
-#[derive(Debug, Clone)]
-pub struct Staff {
-    pub user_id: i64,
-    pub email: String,
-    pub csrf_token: String,
-}
-
-/// The session id the request's cookie carries.
-pub fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_string())
-        .filter(|value| !value.is_empty())
 }
 
 impl FromRequestParts<AppState> for Staff {
@@ -186,7 +164,7 @@ mod tests {
     #[test]
     fn the_session_cookie_is_found_among_others() {
         let request = axum::http::Request::builder()
-            .header(COOKIE, "a=1; sbm_admin=xyz; b=2")
+            .header(axum::http::header::COOKIE, "a=1; sbm_admin=xyz; b=2")
             .body(())
             .unwrap();
         let (parts, ()) = request.into_parts();

@@ -1,6 +1,5 @@
 //! The hub's subscription requests: reading the form and queueing the verification of intent.
 
-use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::ssrf::AddressPolicy;
@@ -15,21 +14,7 @@ use crate::validation::FieldErrors;
 const MAX_SECRET_BYTES: usize = 200;
 const MAX_CALLBACK_LENGTH: usize = 2000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Mode {
-    Subscribe,
-    Unsubscribe,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Subscribe => "subscribe",
-            Mode::Unsubscribe => "unsubscribe",
-        }
-    }
-}
+pub use crate::model::callbacks::Mode;
 
 #[derive(Debug, Clone)]
 pub struct HubRequest {

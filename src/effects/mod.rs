@@ -103,7 +103,7 @@ pub enum Change<'a> {
     /// A hub request was recorded: its verification of intent follows. The secret is sealed.
     HubRequested {
         callback_id: Uuid,
-        mode: crate::callbacks::hub::Mode,
+        mode: crate::model::callbacks::Mode,
         topic: &'a str,
         lease_seconds: i64,
         sealed_secret: Option<&'a str>,

@@ -101,9 +101,11 @@ impl AppState {
     }
 }
 
-/// Every route of the API. Paths are written without their trailing slash: the app trims it
-/// before routing, so `/api/v1/schedule/` and `/api/v1/schedule` both work, as clients use both.
-pub fn router(state: AppState) -> Router {
+/// Every route of the API, and `uploading_surfaces` (the admin UI, mounted by the app so that
+/// `http` never imports it) under the same limits and middleware. Paths are written without their
+/// trailing slash: the app trims it before routing, so `/api/v1/schedule/` and `/api/v1/schedule`
+/// both work, as clients use both.
+pub fn router(state: AppState, uploading_surfaces: Router<AppState>) -> Router {
     let upload_limit = state.settings.max_upload_bytes;
     let declared_at_most = |limit: usize| {
         axum::middleware::from_fn_with_state(limit, limits::refuse_declared_oversize)
@@ -126,7 +128,7 @@ pub fn router(state: AppState) -> Router {
         .layer(declared_at_most(state.settings.max_body_bytes));
     let uploads = binary_content::router()
         .layer(DefaultBodyLimit::max(upload_limit))
-        .merge(crate::admin::router(upload_limit))
+        .merge(uploading_surfaces)
         .layer(declared_at_most(upload_limit));
     Router::new()
         .merge(api)

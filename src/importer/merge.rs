@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::effects::{self, Change, Effects, Op};
@@ -14,6 +13,7 @@ use crate::store::import::{self as sql, ContentTable, BATCH_ROWS};
 use crate::store::{self, Conn, Db, Tx};
 use futures_util::TryStreamExt;
 
+pub use super::report::Checksum;
 use super::report::{Progress, TableReport};
 use super::source::Checked;
 use crate::model::subscriptions::Subscription;
@@ -92,27 +92,6 @@ impl<T: Row> Before<T> {
                 Some(std::cmp::Ordering::Greater) => return Ok(None),
             }
         }
-    }
-}
-
-/// An order-independent checksum of fingerprints: the sum of their SHA-256 prefixes.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Checksum {
-    pub rows: u64,
-    sum: u64,
-}
-
-impl Checksum {
-    pub fn add(&mut self, fingerprint: &str) {
-        let digest = Sha256::digest(fingerprint.as_bytes());
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        self.sum = self.sum.wrapping_add(u64::from_be_bytes(first));
-        self.rows += 1;
-    }
-
-    pub fn hex(&self) -> String {
-        format!("{:016x}", self.sum)
     }
 }
 

@@ -1,5 +1,6 @@
 //! What an import did, per table, and its progress while it runs.
 
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -39,7 +40,7 @@ pub struct Verification {
 }
 
 impl Verification {
-    pub fn of(expected: &super::merge::Checksum, target: &super::merge::Checksum) -> Self {
+    pub fn of(expected: &Checksum, target: &Checksum) -> Self {
         Verification {
             expected_rows: expected.rows,
             target_rows: target.rows,
@@ -224,5 +225,26 @@ impl Progress {
             None if !quiet => eprintln!("{} done", self.line()),
             None => {}
         }
+    }
+}
+
+/// An order-independent checksum of fingerprints: the sum of their SHA-256 prefixes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Checksum {
+    pub rows: u64,
+    sum: u64,
+}
+
+impl Checksum {
+    pub fn add(&mut self, fingerprint: &str) {
+        let digest = Sha256::digest(fingerprint.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        self.sum = self.sum.wrapping_add(u64::from_be_bytes(first));
+        self.rows += 1;
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.sum)
     }
 }

@@ -45,7 +45,7 @@ pub enum Job {
     /// the callback.
     VerifyCallback {
         callback_id: Uuid,
-        mode: crate::callbacks::hub::Mode,
+        mode: crate::model::callbacks::Mode,
         topic: String,
         lease_seconds: i64,
         secret: Option<String>,

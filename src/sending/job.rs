@@ -12,29 +12,15 @@
 
 use uuid::Uuid;
 
-use super::completion::{Completer, Completion};
-use super::content_cache::ContentCache;
-use super::rate::RateLimiter;
+use super::completion::Completion;
 use super::{outbound_body, Outbound};
 use crate::content::model::{Message, MessageSet};
-use crate::content::zone::SendWindow;
 use crate::jobs::{Claim, Failure, Outcome};
-use crate::peers::Peers;
 use crate::store::{content as content_sql, subscriptions as sql, Db};
 use crate::subscriptions::model::{status, Subscription, PREPEND_KEY};
 use crate::subscriptions::{resend_sequence_number, Sent};
 
-/// What a send needs: the database, the peers, the content cache, the committer of accepted
-/// sends, the send rate limit, the origin of media URLs and the default quiet hours.
-pub struct SendDeps<'a> {
-    pub db: &'a Db,
-    pub peers: &'a Peers,
-    pub content: &'a ContentCache,
-    pub completer: &'a Completer,
-    pub send_rate: Option<&'a RateLimiter>,
-    pub public_origin: &'a str,
-    pub send_window: Option<SendWindow>,
-}
+pub use super::SendDeps;
 
 fn content_error(reason: String) -> Failure {
     Failure::permanent(reason, Some(status::CONTENT_ERROR))

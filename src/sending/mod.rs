@@ -10,6 +10,13 @@ pub mod rate;
 use serde_json::{json, Map, Value};
 use uuid::Uuid;
 
+use crate::content::zone::SendWindow;
+use crate::peers::Peers;
+use crate::store::Db;
+use completion::Completer;
+use content_cache::ContentCache;
+use rate::RateLimiter;
+
 /// Everything an outbound message is made of.
 #[derive(Debug, Clone)]
 pub struct Outbound<'a> {
@@ -151,4 +158,16 @@ mod tests {
         assert_eq!(body["resend"], "true");
         assert_eq!(body["metadata"]["priority"], "high");
     }
+}
+
+/// What a send needs: the database, the peers, the content cache, the committer of accepted
+/// sends, the send rate limit, the origin of media URLs and the default quiet hours.
+pub struct SendDeps<'a> {
+    pub db: &'a Db,
+    pub peers: &'a Peers,
+    pub content: &'a ContentCache,
+    pub completer: &'a Completer,
+    pub send_rate: Option<&'a RateLimiter>,
+    pub public_origin: &'a str,
+    pub send_window: Option<SendWindow>,
 }

@@ -6,7 +6,7 @@
 //! `job_send_once` index keeps ticks from adding another), and it runs again when the window
 //! opens as any waiting job does.
 
-use super::job::SendDeps;
+use super::SendDeps;
 use crate::content::zone::{effective_zone, format_local, local, window_of};
 use crate::jobs::{Claim, Failure};
 use crate::model::content::MessageSet;
