@@ -81,6 +81,18 @@ pub fn outbound_body(o: &Outbound<'_>) -> Value {
     Value::Object(body)
 }
 
+/// What a send needs: the database, the peers, the content cache, the committer of accepted
+/// sends, the send rate limit, the origin of media URLs and the default quiet hours.
+pub struct SendDeps<'a> {
+    pub db: &'a Db,
+    pub peers: &'a Peers,
+    pub content: &'a ContentCache,
+    pub completer: &'a Completer,
+    pub send_rate: Option<&'a RateLimiter>,
+    pub public_origin: &'a str,
+    pub send_window: Option<SendWindow>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,16 +170,4 @@ mod tests {
         assert_eq!(body["resend"], "true");
         assert_eq!(body["metadata"]["priority"], "high");
     }
-}
-
-/// What a send needs: the database, the peers, the content cache, the committer of accepted
-/// sends, the send rate limit, the origin of media URLs and the default quiet hours.
-pub struct SendDeps<'a> {
-    pub db: &'a Db,
-    pub peers: &'a Peers,
-    pub content: &'a ContentCache,
-    pub completer: &'a Completer,
-    pub send_rate: Option<&'a RateLimiter>,
-    pub public_origin: &'a str,
-    pub send_window: Option<SendWindow>,
 }
