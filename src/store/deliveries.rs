@@ -131,6 +131,42 @@ pub async fn any_delivery_work(conn: Conn<'_>, now: DateTime<Utc>) -> Result<boo
     Ok(on_conn!(conn, c => sqlx::query_scalar::<_, bool>(SQL).bind(now).fetch_one(&mut *c).await)?)
 }
 
+// Deliveries of callbacks that do not take them (disabled, gone, unsubscribed) wait. Those
+// callbacks are few: read them first and pass them as an array, so that the claim is a
+// plain ordered walk of the partial index. A join or an `any(…)` over the callback index
+// let the planner pick a bitmap scan, which cannot skip the dead entries every claimed
+// row leaves at the head of the index and cost seconds per claim at 200,000 deliveries.
+const PAUSED_CALLBACKS: &str = "select id from callback where state not in ('active', 'expired')";
+// `id = any(array(…))` is a primary-key lookup whatever the planner believes; `id in
+// (select …)` let a generic plan cached while the table was empty become a nested loop
+// over the whole table (a minute per claim at 200,000 rows).
+const CLAIM_POSTGRES: &str = "with due as materialized ( \
+        select id from delivery where state = 'pending' and next_attempt_at <= $3 \
+            and callback_id <> all($5) \
+        order by next_attempt_at, id limit $4 for update skip locked), \
+    lost as materialized ( \
+        select id from delivery where state = 'running' and locked_until < $3 \
+            and callback_id <> all($5) \
+        order by locked_until limit $4 for update skip locked) \
+    update delivery set state = 'running', attempts = attempts + 1, locked_by = $1, \
+        locked_until = $2, updated_at = $3 \
+    where id = any(array(select id from due) || array(select id from lost)) \
+    returning id";
+const CLAIM_SQLITE: &str =
+    "update delivery set state = 'running', attempts = attempts + 1, locked_by = $1, \
+        locked_until = $2, updated_at = $3 \
+    where id in (select id from delivery where state = 'pending' and next_attempt_at <= $3 \
+            and callback_id in (select id from callback where state in ('active', 'expired')) \
+            order by next_attempt_at, id limit $4) \
+       or id in (select id from delivery where state = 'running' and locked_until < $3 \
+            and callback_id in (select id from callback where state in ('active', 'expired')) \
+            order by locked_until limit $4) \
+    returning id";
+const CLAIMED_WORK: &str = "select d.id, d.attempts, d.callback_id, c.callback_url, c.topic, c.secret, c.batch_size, \
+        e.event_id as event_uuid, e.type as event_type, e.object_type, e.object_id, e.sequence, e.occurred_at, e.data \
+    from delivery d join callback c on c.id = d.callback_id join event e on e.id = d.event_id \
+    where d.id in (";
+
 /// Claims up to `limit` due deliveries of callbacks that take deliveries (active, or expired
 /// with a backlog), and deliveries whose worker's lease ran out.
 pub async fn claim_deliveries(
@@ -140,46 +176,13 @@ pub async fn claim_deliveries(
     lease_until: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<DeliveryWork>> {
-    // Deliveries of callbacks that do not take them (disabled, gone, unsubscribed) wait. Those
-    // callbacks are few: read them first and pass them as an array, so that the claim is a
-    // plain ordered walk of the partial index. A join or an `any(…)` over the callback index
-    // let the planner pick a bitmap scan, which cannot skip the dead entries every claimed
-    // row leaves at the head of the index and cost seconds per claim at 200,000 deliveries.
-    const PAUSED: &str = "select id from callback where state not in ('active', 'expired')";
-    // `id = any(array(…))` is a primary-key lookup whatever the planner believes; `id in
-    // (select …)` let a generic plan cached while the table was empty become a nested loop
-    // over the whole table (a minute per claim at 200,000 rows).
-    const POSTGRES: &str = "with due as materialized ( \
-            select id from delivery where state = 'pending' and next_attempt_at <= $3 \
-                and callback_id <> all($5) \
-            order by next_attempt_at, id limit $4 for update skip locked), \
-        lost as materialized ( \
-            select id from delivery where state = 'running' and locked_until < $3 \
-                and callback_id <> all($5) \
-            order by locked_until limit $4 for update skip locked) \
-        update delivery set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id = any(array(select id from due) || array(select id from lost)) \
-        returning id";
-    const SQLITE: &str =
-        "update delivery set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id in (select id from delivery where state = 'pending' and next_attempt_at <= $3 \
-                and callback_id in (select id from callback where state in ('active', 'expired')) \
-                order by next_attempt_at, id limit $4) \
-           or id in (select id from delivery where state = 'running' and locked_until < $3 \
-                and callback_id in (select id from callback where state in ('active', 'expired')) \
-                order by locked_until limit $4) \
-        returning id";
-    const WORK: &str = "select d.id, d.attempts, d.callback_id, c.callback_url, c.topic, c.secret, c.batch_size, \
-            e.event_id as event_uuid, e.type as event_type, e.object_type, e.object_id, e.sequence, e.occurred_at, e.data \
-        from delivery d join callback c on c.id = d.callback_id join event e on e.id = d.event_id \
-        where d.id in (";
     match conn {
         Conn::Postgres(c) => {
-            let paused: Vec<Uuid> = sqlx::query_scalar(PAUSED).fetch_all(&mut *c).await?;
+            let paused: Vec<Uuid> = sqlx::query_scalar(PAUSED_CALLBACKS)
+                .fetch_all(&mut *c)
+                .await?;
             prefer_index_walks(&mut *c).await?;
-            let claimed: Vec<i64> = sqlx::query_scalar(POSTGRES)
+            let claimed: Vec<i64> = sqlx::query_scalar(CLAIM_POSTGRES)
                 .bind(worker)
                 .bind(lease_until)
                 .bind(now)
@@ -190,14 +193,15 @@ pub async fn claim_deliveries(
             if claimed.is_empty() {
                 return Ok(Vec::new());
             }
-            let sql = WORK.replace("d.id in (", "d.id = any($1) order by d.callback_id, e.id");
+            let sql =
+                CLAIMED_WORK.replace("d.id in (", "d.id = any($1) order by d.callback_id, e.id");
             Ok(sqlx::query_as(&sql)
                 .bind(claimed)
                 .fetch_all(&mut *c)
                 .await?)
         }
         Conn::Sqlite(c) => {
-            let claimed: Vec<i64> = sqlx::query_scalar(SQLITE)
+            let claimed: Vec<i64> = sqlx::query_scalar(CLAIM_SQLITE)
                 .bind(worker)
                 .bind(lease_until)
                 .bind(now)
@@ -207,7 +211,7 @@ pub async fn claim_deliveries(
             if claimed.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut qb = QueryBuilder::new(WORK);
+            let mut qb = QueryBuilder::new(CLAIMED_WORK);
             let mut ids = qb.separated(", ");
             for id in &claimed {
                 ids.push_bind(*id);

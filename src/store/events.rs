@@ -164,6 +164,18 @@ pub async fn get_event(conn: Conn<'_>, event_id: Uuid) -> Result<Option<EventRow
 /// of their subscriptions match it: the oldest matching subscription's (docs/events.md).
 /// Returns (events spread, deliveries written).
 pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Result<(u64, u64)> {
+    let fan_out = fan_out_sql(conn.backend());
+    match conn {
+        Conn::Postgres(c) => spread_postgres(c, &fan_out, limit, now).await,
+        Conn::Sqlite(c) => spread_sqlite(c, &fan_out, limit, now).await,
+    }
+}
+
+const MARK_SPREAD: &str =
+    "update event set spread_at = $2 where id >= $1 and id <= $3 and spread_at is null";
+
+/// The insert of one delivery per (event in [$1, $3], matching callback), each owner's URL once.
+fn fan_out_sql(backend: super::Backend) -> String {
     // `{c}` is the callback alias, `{after}` the dialect's "committed after its activation".
     const MATCHES: &str = "{c}.state = 'active' and {c}.lease_expires_at > $2 \
         and ({c}.topic_prefix = '' or lower(e.type) = {c}.topic_prefix \
@@ -173,12 +185,12 @@ pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Re
         and not pg_visible_in_snapshot(e.txid, {c}.activated_snapshot)))";
     const SQLITE_AFTER: &str =
         "({c}.activated_after_event is null or e.id > {c}.activated_after_event)";
-    let after = match conn.backend() {
+    let after = match backend {
         super::Backend::Postgres => POSTGRES_AFTER,
         super::Backend::Sqlite => SQLITE_AFTER,
     };
     let matches = |alias: &str| MATCHES.replace("{after}", after).replace("{c}", alias);
-    let fan_out = format!(
+    format!(
         "insert into delivery (event_id, callback_id, state, attempts, next_attempt_at, created_at, updated_at) \
         select e.id, c.id, 'pending', 0, $2, $2, $2 from event e join callback c on {} \
         where e.id >= $1 and e.id <= $3 and e.spread_at is null \
@@ -190,73 +202,80 @@ pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Re
         on conflict (event_id, callback_id) do nothing",
         matches("c"),
         matches("o"),
-    );
-    let fan_out = fan_out.as_str();
-    const MARK: &str =
-        "update event set spread_at = $2 where id >= $1 and id <= $3 and spread_at is null";
-    Ok(match conn {
-        Conn::Postgres(c) => {
-            prefer_index_walks(&mut *c).await?;
-            // Lock the batch so that other workers spread other events meanwhile.
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "select id from event where spread_at is null order by id limit $1 for update skip locked",
-            )
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await?;
-            let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
-                return Ok((0, 0));
-            };
-            // The range may hold events another worker has locked; `spread_at is null` and
-            // the conflict rule make fanning them out here too harmless.
-            let fanned = sqlx::query(&fan_out.replace(
-                "e.spread_at is null",
-                "e.spread_at is null and e.id = any($4)",
-            ))
-            .bind(first)
-            .bind(now)
-            .bind(last)
-            .bind(&ids)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-            let marked = sqlx::query(&MARK.replace("spread_at is null", "id = any($4)"))
-                .bind(first)
-                .bind(now)
-                .bind(last)
-                .bind(&ids)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            (marked, fanned)
-        }
-        Conn::Sqlite(c) => {
-            let range: (Option<i64>, Option<i64>) = sqlx::query_as(
-                "select min(id), max(id) from (select id from event where spread_at is null order by id limit $1)",
-            )
-            .bind(limit)
-            .fetch_one(&mut *c)
-            .await?;
-            let (Some(first), Some(last)) = range else {
-                return Ok((0, 0));
-            };
-            let fanned = sqlx::query(fan_out)
-                .bind(first)
-                .bind(now)
-                .bind(last)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            let marked = sqlx::query(MARK)
-                .bind(first)
-                .bind(now)
-                .bind(last)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
-            (marked, fanned)
-        }
-    })
+    )
+}
+
+async fn spread_postgres(
+    c: &mut sqlx::PgConnection,
+    fan_out: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    prefer_index_walks(&mut *c).await?;
+    // Lock the batch so that other workers spread other events meanwhile.
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "select id from event where spread_at is null order by id limit $1 for update skip locked",
+    )
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await?;
+    let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
+        return Ok((0, 0));
+    };
+    // The range may hold events another worker has locked; `spread_at is null` and the
+    // conflict rule make fanning them out here too harmless.
+    let fanned = sqlx::query(&fan_out.replace(
+        "e.spread_at is null",
+        "e.spread_at is null and e.id = any($4)",
+    ))
+    .bind(first)
+    .bind(now)
+    .bind(last)
+    .bind(&ids)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    let marked = sqlx::query(&MARK_SPREAD.replace("spread_at is null", "id = any($4)"))
+        .bind(first)
+        .bind(now)
+        .bind(last)
+        .bind(&ids)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    Ok((marked, fanned))
+}
+
+async fn spread_sqlite(
+    c: &mut sqlx::SqliteConnection,
+    fan_out: &str,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<(u64, u64)> {
+    let range: (Option<i64>, Option<i64>) = sqlx::query_as(
+        "select min(id), max(id) from (select id from event where spread_at is null order by id limit $1)",
+    )
+    .bind(limit)
+    .fetch_one(&mut *c)
+    .await?;
+    let (Some(first), Some(last)) = range else {
+        return Ok((0, 0));
+    };
+    let fanned = sqlx::query(fan_out)
+        .bind(first)
+        .bind(now)
+        .bind(last)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    let marked = sqlx::query(MARK_SPREAD)
+        .bind(first)
+        .bind(now)
+        .bind(last)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    Ok((marked, fanned))
 }
 
 /// Marks events unspread again (from `since` on), so that the spreader passes over them anew.
