@@ -2,6 +2,7 @@
 //! integration auth header again with the current key. It spans callbacks and integration groups,
 //! so it sits in the domain layer above [`crate::secrets`] (the keyring alone).
 
+use crate::audit::{self, Actor, Object};
 use crate::secrets::{Keyring, Purpose};
 use crate::store::{self, secrets as sql, Db};
 
@@ -18,7 +19,8 @@ pub struct Rotated {
 
 /// Seals every stored secret with the current key: values sealed with a fallback key and
 /// plaintext left from before encryption. Each value is replaced only if unchanged meanwhile.
-pub async fn rotate(db: &Db, keyring: &Keyring) -> store::Result<Rotated> {
+/// The rotation is audited as `secrets.rotate` by `actor`, with its counts.
+pub async fn rotate(db: &Db, keyring: &Keyring, actor: &Actor) -> store::Result<Rotated> {
     let mut done = Rotated::default();
     let mut tx = db.begin().await?;
     for (id, stored) in sql::callback_secrets(tx.conn()).await? {
@@ -48,6 +50,12 @@ pub async fn rotate(db: &Db, keyring: &Keyring) -> store::Result<Rotated> {
             }
         }
     }
+    let details = serde_json::json!({
+        "resealed": done.resealed,
+        "current": done.current,
+        "unreadable": done.unreadable,
+    });
+    audit::record(&mut tx, actor, "secrets.rotate", Object::new("secrets", "all"), details).await?;
     tx.commit().await?;
     Ok(done)
 }

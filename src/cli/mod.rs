@@ -182,7 +182,7 @@ async fn rotate_patiently(
 ) -> anyhow::Result<crate::keys::Rotated> {
     let mut tries = 0;
     loop {
-        match crate::keys::rotate(db, keyring).await {
+        match crate::keys::rotate(db, keyring, &crate::audit::Actor::cli()).await {
             Err(crate::store::Error::Unavailable(err)) if tries < 5 => {
                 tries += 1;
                 eprintln!("the database is busy ({err}); trying again");
