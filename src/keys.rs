@@ -55,7 +55,14 @@ pub async fn rotate(db: &Db, keyring: &Keyring, actor: &Actor) -> store::Result<
         "current": done.current,
         "unreadable": done.unreadable,
     });
-    audit::record(&mut tx, actor, "secrets.rotate", Object::new("secrets", "all"), details).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        "secrets.rotate",
+        Object::new("secrets", "all"),
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(done)
 }

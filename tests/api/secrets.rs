@@ -270,7 +270,9 @@ async fn plaintext_secrets_from_before_encryption_still_sign_and_rotate_seals_th
         signature("legacy-plain", &d)
     );
 
-    let done = sbm::keys::rotate(&app.db, &test_keys(), &sbm::audit::Actor::cli()).await.unwrap();
+    let done = sbm::keys::rotate(&app.db, &test_keys(), &sbm::audit::Actor::cli())
+        .await
+        .unwrap();
     assert_eq!((done.resealed, done.current, done.unreadable), (1, 0, 0));
     let resealed = stored_callback_secret(&app).await;
     assert!(resealed.starts_with("sbm:v1:"), "{resealed}");
@@ -280,7 +282,9 @@ async fn plaintext_secrets_from_before_encryption_still_sign_and_rotate_seals_th
             .unwrap(),
         "legacy-plain"
     );
-    let again = sbm::keys::rotate(&app.db, &test_keys(), &sbm::audit::Actor::cli()).await.unwrap();
+    let again = sbm::keys::rotate(&app.db, &test_keys(), &sbm::audit::Actor::cli())
+        .await
+        .unwrap();
     assert_eq!((again.resealed, again.current), (0, 1));
 }
 
@@ -355,7 +359,10 @@ async fn secrets_rotate_reseals_values_of_a_fallback_key_with_the_current_one(ba
         .expect(200)
         .json();
     assert_eq!(audited["count"], 1, "{audited}");
-    assert!(audited["results"][0]["actor"].as_str().unwrap().starts_with("cli:"));
+    assert!(audited["results"][0]["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("cli:"));
     assert_eq!(audited["results"][0]["details"]["resealed"], 1, "{audited}");
     let new = stored_callback_secret(&app).await;
     assert_ne!(new, old);
