@@ -17,8 +17,7 @@ pub struct FormData(pub Vec<(String, String)>);
 
 impl FormData {
     pub fn parse(body: &[u8]) -> AdminResult<Self> {
-        let fields = body.split(|b| *b == b'&').count();
-        if let Some(message) = crate::http::limits::too_many_values(fields) {
+        if let Some(message) = crate::http::limits::too_many_form_fields(body) {
             return Err(AdminError::BadRequest(message));
         }
         serde_urlencoded::from_bytes(body)

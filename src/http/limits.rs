@@ -133,6 +133,12 @@ pub fn too_many_values(count: usize) -> Option<String> {
         .then(|| format!("The request body holds more than {MAX_BODY_VALUES} values."))
 }
 
+/// The message for a urlencoded form of more than [`MAX_BODY_VALUES`] fields, counted before
+/// parsing, so that a body of a million `&` costs no million allocations.
+pub fn too_many_form_fields(body: &[u8]) -> Option<String> {
+    too_many_values(body.split(|b| *b == b'&').count())
+}
+
 /// DRF's `max_length` message, for a string over [`MAX_STRING_CHARS`].
 pub fn string_too_long(s: &str) -> Option<String> {
     // Bytes bound characters from above: most strings are decided without counting.
