@@ -1,6 +1,7 @@
 //! Lifecycle events as a consequence: the events each change writes (docs/events.md lists
 //! them), their data the objects as a GET would show them.
 
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -69,6 +70,12 @@ pub fn events(effects: &Effects, change: Change<'_>) -> Vec<Event> {
             attempts,
             retrying: false,
         } => vec![send_failed(origin, s, reason, error, task_id, attempts)],
+        Change::SendDeferred {
+            subscription,
+            task_id,
+            until,
+            reason,
+        } => vec![send_deferred(origin, subscription, task_id, until, reason)],
         Change::CallbackDisabled { callback, reason } => {
             vec![callback_disabled(origin, callback, reason)]
         }
@@ -230,6 +237,27 @@ fn send_failed(
             "attempts": attempts,
             "reason": reason.unwrap_or("other"),
             "error": error,
+        }),
+    )
+}
+
+/// A send that waits for its window: when it will go, and why it did not go now.
+fn send_deferred(
+    origin: &str,
+    s: &Subscription,
+    task_id: Uuid,
+    until: DateTime<Utc>,
+    reason: &str,
+) -> Event {
+    Event::new(
+        "send.deferred",
+        "subscription",
+        s.id,
+        json!({
+            "subscription": wire::subscription(origin, s),
+            "task_id": task_id,
+            "run_at": wire::format_time(&until),
+            "reason": reason,
         }),
     )
 }

@@ -11,6 +11,7 @@ mod lifecycle;
 pub use counters::metrics;
 pub use lifecycle::events;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::events::{self, Event};
@@ -88,6 +89,13 @@ pub enum Change<'a> {
         attempts: i32,
         /// The send will be tried again (no event yet: only a final failure is one).
         retrying: bool,
+    },
+    /// A send was put back to wait for its send window (quiet hours) to open.
+    SendDeferred {
+        subscription: &'a Subscription,
+        task_id: Uuid,
+        until: DateTime<Utc>,
+        reason: &'a str,
     },
     /// A callback was disabled because its deliveries kept failing.
     CallbackDisabled {
@@ -171,6 +179,7 @@ pub fn consequences(effects: &Effects, change: Change<'_>) -> Vec<Job> {
         | Change::BinaryContent(..)
         | Change::MessageSent { .. }
         | Change::SendFailed { .. }
+        | Change::SendDeferred { .. }
         | Change::CallbackDisabled { .. } => Vec::new(),
         Change::ScheduledMetricsRequested
         | Change::ScheduleFireRequested { .. }

@@ -69,6 +69,7 @@ impl JobContext {
             send_rate: self.send_rate.as_ref(),
             public_origin: &self.public_origin,
             send_window: self.send_window,
+            effects: &self.effects,
         }
     }
 

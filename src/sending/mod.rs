@@ -91,6 +91,8 @@ pub struct SendDeps<'a> {
     pub send_rate: Option<&'a RateLimiter>,
     pub public_origin: &'a str,
     pub send_window: Option<SendWindow>,
+    /// What follows a change the send makes outside the committer (a deferral).
+    pub effects: &'a crate::effects::Effects,
 }
 
 #[cfg(test)]

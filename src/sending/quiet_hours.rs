@@ -1,13 +1,15 @@
 //! Quiet hours: a send that would leave outside its message set's window (or the configured
 //! default) waits for the window's next opening in the subscriber's zone.
 //!
-//! The job is put back to wait with its new run time and the reason, before anything is sent,
+//! The job is put back to wait with its new run time and the reason (and a `send.deferred`
+//! event says so, in the same transaction), before anything is sent,
 //! and without counting the attempt: it is still the one send of that subscription (the
 //! `job_send_once` index keeps ticks from adding another), and it runs again when the window
 //! opens as any waiting job does.
 
 use super::SendDeps;
 use crate::content::zone::{effective_zone, format_local, local, window_of};
+use crate::effects::{self, Change};
 use crate::jobs::{Claim, Failure};
 use crate::model::content::MessageSet;
 use crate::model::subscriptions::Subscription;
@@ -48,8 +50,16 @@ pub async fn defer_outside_window(
         local(zone, now).format("%H:%M"),
         format_local(zone, opens),
     );
-    let mut conn = ctx.db.acquire().await?;
-    if sql::defer_job(conn.conn(), claim.row.id, claim.worker, opens, &reason, now).await? {
+    let mut tx = ctx.db.begin().await?;
+    if sql::defer_job(tx.conn(), claim.row.id, claim.worker, opens, &reason, now).await? {
+        let change = Change::SendDeferred {
+            subscription,
+            task_id: claim.row.task_id,
+            until: opens,
+            reason: &reason,
+        };
+        effects::follow(&mut tx, ctx.effects, change).await?;
+        tx.commit().await?;
         metrics::counter!("sbm_sends_deferred_total").increment(1);
         tracing::info!(subscription = %subscription.id, job = claim.row.id, %opens, "send deferred to its window");
     }

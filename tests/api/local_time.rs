@@ -287,6 +287,26 @@ async fn a_retry_outside_the_send_window_waits_past_midnight_for_it_to_open(back
     );
     assert!(w.peers.outbounds().is_empty(), "nothing went out at night");
 
+    // The subscription's history says so: one `send.deferred`, with the run time and reason.
+    let history = w
+        .app
+        .get(&format!(
+            "/api/v1/events/?object_type=subscription&object_id={subscription}&type=send.deferred"
+        ))
+        .await
+        .expect(200)
+        .json();
+    let deferrals = history["results"].as_array().expect("a page of events");
+    assert_eq!(deferrals.len(), 1, "{history}");
+    let data = &deferrals[0]["data"];
+    assert_eq!(data["reason"], json!(deferred));
+    assert_eq!(
+        data["run_at"],
+        json!(sbm::wire::format_time(&opening)),
+        "{data}"
+    );
+    assert_eq!(data["subscription"]["id"], json!(subscription));
+
     // The forecast shows the waiting send, leaving at the opening.
     let forecast = w
         .app
