@@ -54,34 +54,44 @@ pub async fn zone_groups(conn: Conn<'_>, schedule: &Schedule) -> store::Result<V
     Ok(std::iter::once(own).chain(others).collect())
 }
 
-/// Fires one zone group's tick for `minute` now, unless it already fired. Returns how many
-/// sends it enqueued, or `None` when the tick was already taken.
-pub async fn fire_zone(
+/// Fires the zone groups' ticks for `minute` now, in one transaction, each unless it already
+/// fired. Returns, per group in order, how many sends it enqueued, or `None` when its tick was
+/// already taken.
+///
+/// One transaction for all of a schedule's groups due at the same minute: their sends become
+/// visible to the workers together, and the job table's statistics are refreshed once for the
+/// lot, not once per zone.
+pub async fn fire_zones(
     db: &Db,
     max_attempts: i32,
     schedule_id: i64,
-    group: &ZoneGroup,
+    groups: &[&ZoneGroup],
     minute: DateTime<Utc>,
-) -> store::Result<Option<u64>> {
+) -> store::Result<Vec<Option<u64>>> {
     let now = store::now();
-    let zone = group.zone.as_str();
     let mut tx = db.begin().await?;
-    if !sql::claim_tick(tx.conn(), schedule_id, zone, minute, now).await? {
-        return Ok(None);
+    let mut fired = Vec::with_capacity(groups.len());
+    for group in groups {
+        let zone = group.zone.as_str();
+        if !sql::claim_tick(tx.conn(), schedule_id, zone, minute, now).await? {
+            fired.push(None);
+            continue;
+        }
+        let enqueued = sql::enqueue_zone_sends(
+            tx.conn(),
+            schedule_id,
+            zone,
+            group.unzoned,
+            max_attempts,
+            now,
+        )
+        .await?;
+        sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued as i64).await?;
+        fired.push(Some(enqueued));
     }
-    let enqueued = sql::enqueue_zone_sends(
-        tx.conn(),
-        schedule_id,
-        zone,
-        group.unzoned,
-        max_attempts,
-        now,
-    )
-    .await?;
-    sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued as i64).await?;
-    refresh_statistics_after(&mut tx, enqueued).await?;
+    refresh_statistics_after(&mut tx, fired.iter().flatten().sum()).await?;
     tx.commit().await?;
-    Ok(Some(enqueued))
+    Ok(fired)
 }
 
 /// Sends this many or more at once refresh the job table's planner statistics, in the
@@ -126,13 +136,9 @@ pub async fn fire(
             None => return Ok(None),
         }
     };
-    let mut total = None;
-    for group in &groups {
-        if let Some(enqueued) = fire_zone(db, max_attempts, schedule_id, group, minute).await? {
-            total = Some(total.unwrap_or(0) + enqueued);
-        }
-    }
-    Ok(total)
+    let groups: Vec<&ZoneGroup> = groups.iter().collect();
+    let fired = fire_zones(db, max_attempts, schedule_id, &groups, minute).await?;
+    Ok(fired.into_iter().flatten().reduce(|a, b| a + b))
 }
 
 /// Which minute of `schedule` to fire at `now` (in UTC), if any, and how many earlier due
@@ -197,26 +203,26 @@ pub async fn tick(
             let mut conn = db.acquire().await?;
             zone_groups(conn.conn(), &schedule).await?
         };
+        let mut due = Vec::new();
         for group in groups {
-            if let Some(f) =
-                tick_zone(db, max_attempts, &schedule, &cron, group, now, catch_up).await?
-            {
-                fired.push(f);
+            if let Some(minute) = due_minute(db, &schedule, &cron, &group, now, catch_up).await? {
+                due.push((group, minute));
             }
         }
+        fired.extend(fire_due(db, max_attempts, schedule.id, &due).await?);
     }
     Ok(fired)
 }
 
-async fn tick_zone(
+/// The minute the zone group's tick is due at now, if any (reporting missed ones).
+async fn due_minute(
     db: &Db,
-    max_attempts: i32,
     schedule: &Schedule,
     cron: &Cron,
-    group: ZoneGroup,
+    group: &ZoneGroup,
     now: DateTime<Utc>,
     catch_up: Duration,
-) -> store::Result<Option<Fired>> {
+) -> store::Result<Option<DateTime<Utc>>> {
     let zone = match parse_zone(&group.zone) {
         Ok(zone) => zone,
         Err(err) => {
@@ -250,20 +256,40 @@ async fn tick_zone(
             "missed ticks outside the catch-up window are skipped"
         );
     }
-    let Some(minute) = minute else {
-        return Ok(None);
-    };
-    let Some(enqueued) = fire_zone(db, max_attempts, schedule.id, &group, minute).await? else {
-        return Ok(None);
-    };
-    metrics::counter!("sbm_scheduler_ticks_total").increment(1);
-    tracing::info!(schedule = schedule.id, zone = %group.zone, %minute, enqueued, "tick fired");
-    Ok(Some(Fired {
-        schedule_id: schedule.id,
-        timezone: group.zone,
-        minute,
-        enqueued,
-    }))
+    Ok(minute)
+}
+
+/// Fires the due zone groups of one schedule, those due at the same minute together.
+async fn fire_due(
+    db: &Db,
+    max_attempts: i32,
+    schedule_id: i64,
+    due: &[(ZoneGroup, DateTime<Utc>)],
+) -> store::Result<Vec<Fired>> {
+    let mut minutes: Vec<DateTime<Utc>> = due.iter().map(|(_, minute)| *minute).collect();
+    minutes.sort();
+    minutes.dedup();
+    let mut fired = Vec::new();
+    for minute in minutes {
+        let groups: Vec<&ZoneGroup> = due
+            .iter()
+            .filter(|(_, m)| *m == minute)
+            .map(|(group, _)| group)
+            .collect();
+        let counts = fire_zones(db, max_attempts, schedule_id, &groups, minute).await?;
+        for (group, enqueued) in groups.into_iter().zip(counts) {
+            let Some(enqueued) = enqueued else { continue };
+            metrics::counter!("sbm_scheduler_ticks_total").increment(1);
+            tracing::info!(schedule = schedule_id, zone = %group.zone, %minute, enqueued, "tick fired");
+            fired.push(Fired {
+                schedule_id,
+                timezone: group.zone.clone(),
+                minute,
+                enqueued,
+            });
+        }
+    }
+    Ok(fired)
 }
 
 #[cfg(test)]
