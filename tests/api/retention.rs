@@ -20,6 +20,7 @@ on_both_backends!(
     one_pass_deletes_more_rows_than_a_batch,
     the_workers_prune_more_rows_than_a_batch_and_count_them,
     zero_days_keeps_rows_forever,
+    two_pruners_at_once_delete_each_row_once_and_audit_entries_only_when_asked,
 );
 
 fn days_ago(days: i64) -> DateTime<Utc> {
@@ -381,4 +382,72 @@ async fn zero_days_keeps_rows_forever(backend: Backend) {
     let printed = sbm_prune(&app, &[("SBM_DELIVERY_RETENTION_DAYS", "0")]).await;
     assert!(printed.contains("delivery: kept forever"), "{printed}");
     assert_eq!(schedule_events(&app).await.len(), 1);
+}
+
+/// The count `sbm prune` printed for a table.
+fn deleted(printed: &str, table: &str) -> u64 {
+    printed
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{table}: ")))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count for {table} in {printed}"))
+}
+
+async fn two_pruners_at_once_delete_each_row_once_and_audit_entries_only_when_asked(
+    backend: Backend,
+) {
+    // Arrange: 30 old events, and old audit entries (tokens issued through the API).
+    let Some(app) = spawn_app_with(backend, |_| {}).await else {
+        return;
+    };
+    for _ in 0..30 {
+        app.create_schedule().await;
+    }
+    for i in 0..3 {
+        app.post(
+            "/api/v1/user/token/",
+            json!({"email": format!("user{i}@example.org")}),
+        )
+        .await
+        .expect(201);
+    }
+    quiet(&app).await;
+    exec(&app, "update event set occurred_at = $1", days_ago(91)).await;
+    exec(&app, "update audit_log set at = $1", days_ago(400)).await;
+    let audited = app
+        .get("/api/v1/audit/?limit=1000")
+        .await
+        .expect(200)
+        .json()["count"]
+        .as_i64()
+        .unwrap();
+    assert!(audited >= 3, "{audited}");
+
+    // Act: two passes at once, three rows a batch, one of them with an audit retention.
+    let batch = [("SBM_PRUNE_BATCH_SIZE", "3")];
+    let with_audit = [
+        ("SBM_PRUNE_BATCH_SIZE", "3"),
+        ("SBM_AUDIT_RETENTION_DAYS", "365"),
+    ];
+    let (first, second) = tokio::join!(sbm_prune(&app, &batch), sbm_prune(&app, &with_audit));
+
+    // Assert: every old event went exactly once between them; the audit entries only by the
+    // pass that was given a retention for them.
+    assert_eq!(
+        deleted(&first, "event") + deleted(&second, "event"),
+        30,
+        "{first}\n{second}"
+    );
+    assert!(schedule_events(&app).await.is_empty());
+    assert!(first.contains("audit_log: kept forever"), "{first}");
+    assert_eq!(deleted(&second, "audit_log"), audited as u64, "{second}");
+    let left = app
+        .get("/api/v1/audit/?limit=1000")
+        .await
+        .expect(200)
+        .json()["count"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(left, 0);
 }
