@@ -17,6 +17,7 @@
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --callback-batch 100
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --integration-group
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --zones 10
+//!     cargo bench --bench tick -- --backend postgres --n 100000 --keep-db   (leaves it behind)
 //!
 //! With `--zones K`, the subscriptions name K time zones in turn (each its own zone group of
 //! the every-minute schedule, so the tick is K claims and K INSERT … SELECTs instead of one).
@@ -44,6 +45,9 @@ struct Options {
     callback_batch: Option<i32>,
     integration_group: bool,
     zones: usize,
+    /// Leave the PostgreSQL database behind for inspection (docs/scaling.md measures its
+    /// tables' sizes after a tick).
+    keep_db: bool,
 }
 
 /// Ten zones of both hemispheres, none of them UTC, for `--zones`.
@@ -79,6 +83,7 @@ fn options() -> Options {
         callback_batch: value("--callback-batch")
             .map(|v| v.parse().expect("--callback-batch takes a number")),
         integration_group: args.iter().any(|a| a == "--integration-group"),
+        keep_db: args.iter().any(|a| a == "--keep-db"),
         zones: value("--zones")
             .map(|v| v.parse().expect("--zones takes a number from 1 to 10"))
             .unwrap_or(0)
@@ -565,7 +570,9 @@ async fn main() {
     );
 
     db.close().await;
-    if o.backend != "sqlite" {
+    if o.keep_db && o.backend != "sqlite" {
+        println!("kept database sbm_bench_{}", std::process::id());
+    } else if o.backend != "sqlite" {
         let mut admin = sqlx::PgConnection::connect(&o.postgres_admin)
             .await
             .unwrap();

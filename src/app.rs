@@ -92,6 +92,9 @@ pub fn job_context(
             worker.content_cache_ms,
         )),
         send_window,
+        retention: crate::retention::Policy::from_config(&worker.retention),
+        prune_interval: (worker.retention.prune_interval_secs > 0)
+            .then(|| Duration::from_secs(worker.retention.prune_interval_secs)),
     })
 }
 

@@ -315,6 +315,8 @@ pub struct WorkerConfig {
     /// start crosses midnight). Unset: no default window.
     #[arg(long = "send-window", env = "SBM_SEND_WINDOW")]
     pub send_window: Option<String>,
+    #[command(flatten)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for WorkerConfig {
@@ -331,6 +333,72 @@ impl Default for WorkerConfig {
             catch_up_secs: 900,
             content_cache_ms: 5_000,
             send_window: None,
+            retention: RetentionConfig::default(),
+        }
+    }
+}
+
+/// How long the append-only tables keep their rows (docs/scaling.md). Every worker process
+/// prunes them every `prune_interval_secs`; `sbm prune` runs one pass by hand.
+#[derive(Args, Debug, Clone)]
+pub struct RetentionConfig {
+    /// [Retention] Days an event is kept after it occurred; 0 keeps events forever. An event
+    /// with a delivery still kept, or an integration message still waiting, is kept with it.
+    #[arg(
+        long = "event-retention-days",
+        env = "SBM_EVENT_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub event_days: u32,
+    /// [Retention] Days a succeeded delivery (with its attempt log) is kept after it was
+    /// delivered; 0 keeps them forever. Pending, running and failed deliveries are never pruned.
+    #[arg(
+        long = "delivery-retention-days",
+        env = "SBM_DELIVERY_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub delivery_days: u32,
+    /// [Retention] Days an integration message is kept after it was sent (fetched and marked,
+    /// or pushed); 0 keeps them forever. Waiting messages are never pruned.
+    #[arg(
+        long = "integration-message-retention-days",
+        env = "SBM_INTEGRATION_MESSAGE_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub integration_message_days: u32,
+    /// [Retention] Days an audit log entry is kept; 0 (the default) keeps the audit log forever.
+    #[arg(
+        long = "audit-retention-days",
+        env = "SBM_AUDIT_RETENTION_DAYS",
+        default_value_t = 0
+    )]
+    pub audit_days: u32,
+    /// [Retention] Seconds between pruning passes of a worker process; 0 turns the workers'
+    /// pruning off (`sbm prune` still works).
+    #[arg(
+        long = "prune-interval-secs",
+        env = "SBM_PRUNE_INTERVAL_SECS",
+        default_value_t = 300
+    )]
+    pub prune_interval_secs: u64,
+    /// [Retention] Most rows one delete statement of a pruning pass removes.
+    #[arg(
+        long = "prune-batch-size",
+        env = "SBM_PRUNE_BATCH_SIZE",
+        default_value_t = 5_000
+    )]
+    pub prune_batch_size: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            event_days: 90,
+            delivery_days: 30,
+            integration_message_days: 90,
+            audit_days: 0,
+            prune_interval_secs: 300,
+            prune_batch_size: 5_000,
         }
     }
 }

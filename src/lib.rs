@@ -41,6 +41,8 @@ pub mod keys;
 pub mod model;
 /// Clients for the peer services.
 pub mod peers;
+/// Retention: how long old rows are kept, and the pass that prunes them.
+pub mod retention;
 /// The worker process: the job worker and the periodic loops.
 pub mod runtime;
 /// The built-in scheduler: cron evaluation and ticks.

@@ -52,6 +52,7 @@ const LAYERS: &[(u8, &str, &[&str])] = &[
             "go_metrics",
             "sending",
             "keys",
+            "retention",
         ],
     ),
     (6, "runtime", &["runtime"]),

@@ -6,7 +6,8 @@ use tokio_util::sync::CancellationToken;
 use crate::app::{self, App};
 use crate::auth;
 use crate::config::{
-    DatabaseConfig, EventsConfig, MetricsConfig, PeersConfig, ServeConfig, WorkerConfig,
+    DatabaseConfig, EventsConfig, MetricsConfig, PeersConfig, RetentionConfig, ServeConfig,
+    WorkerConfig,
 };
 use crate::store::{users, Db};
 
@@ -57,6 +58,10 @@ pub enum Command {
     /// Manage the encryption of stored secrets (docs/security.md).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Delete the events, deliveries, integration messages and audit entries past their
+    /// retention now (one pass, as the workers run every SBM_PRUNE_INTERVAL_SECS), and print
+    /// how many rows of each went.
+    Prune(RetentionConfig),
 }
 
 #[derive(Subcommand, Debug)]
@@ -171,7 +176,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::importer::command::run(&db, command).await
         }
         Command::Healthcheck(args) => crate::healthcheck::run(&args).await,
+        Command::Prune(retention) => {
+            let db = migrated(&cli.database).await?;
+            prune(&db, &retention).await
+        }
     }
+}
+
+/// `sbm prune`: one pass, and what it deleted per table.
+async fn prune(db: &Db, config: &RetentionConfig) -> anyhow::Result<()> {
+    let policy = crate::retention::Policy::from_config(config);
+    let pruned = crate::retention::prune(db, &policy, crate::store::now()).await?;
+    let lines = [
+        ("event", pruned.events, policy.events),
+        ("delivery", pruned.deliveries, policy.deliveries),
+        (
+            "integration_message",
+            pruned.integration_messages,
+            policy.integration_messages,
+        ),
+        ("audit_log", pruned.audit_log, policy.audit_log),
+    ];
+    for (table, count, keep) in lines {
+        match keep {
+            Some(keep) => println!(
+                "{table}: {count} deleted (older than {} days)",
+                keep.num_days()
+            ),
+            None => println!("{table}: kept forever"),
+        }
+    }
+    Ok(())
 }
 
 /// `secrets rotate` on a live database: a busy one (SQLite's single write lock held by the

@@ -1,6 +1,7 @@
 //! The periodic loops of a worker process, each until `shutdown`: the built-in scheduler's
 //! ticks, event deliveries (with the callback lease sweep), the enqueueing of integration
-//! pushes, and the Go Metrics flusher. Each pass is a domain function; these only repeat it.
+//! pushes, the Go Metrics flusher, and the pruning of rows past their retention. Each pass is a
+//! domain function; these only repeat it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,27 @@ pub async fn run_metrics_flusher(
         }
         if let Err(err) = crate::go_metrics::flush(&db, &client).await {
             tracing::warn!(error = %err, "metrics push failed; will try again");
+        }
+    }
+}
+
+/// Prunes rows past their retention every `interval` until `shutdown` (the first pass one
+/// interval after start, so that a restart loop does not prune on every start). Every worker
+/// process runs it; their batches take different rows (`store::retention`).
+pub async fn run_pruner(ctx: Arc<JobContext>, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let pass = crate::retention::prune(&ctx.db, &ctx.retention, crate::store::now());
+        // A pass may take long on a big backlog: give it up at shutdown. Each batch is one
+        // statement, so one cut short is simply not done.
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            done = pass => if let Err(err) = done {
+                tracing::warn!(error = %err, "pruning failed; trying again at the next pass");
+            },
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The runtime: everything a worker process runs until it is told to stop. The job worker
 //! (claim, dispatch to the job bodies, record outcomes, retry), and the periodic loops: the
-//! built-in scheduler's ticks, event deliveries, integration pushes and the metrics flusher.
+//! built-in scheduler's ticks, event deliveries, integration pushes, the metrics flusher and the
+//! pruning of rows past their retention.
 //!
 //! The job bodies themselves are domain functions (`sending::job`, `callbacks::verify`,
 //! `integrations::push`, `scheduling::sync`, …) that take what they need; [`JobContext`], built
@@ -56,6 +57,9 @@ pub struct JobContext {
     pub instance_name: String,
     /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
     pub send_window: Option<crate::content::zone::SendWindow>,
+    /// How long old rows are kept, and how often this process prunes them (`None`: never).
+    pub retention: crate::retention::Policy,
+    pub prune_interval: Option<Duration>,
 }
 
 impl JobContext {
@@ -126,9 +130,15 @@ pub async fn run_background(ctx: Arc<JobContext>, shutdown: CancellationToken) {
     });
     let deliveries = tokio::spawn(loops::run_deliveries(ctx.clone(), shutdown.clone()));
     let pushes = tokio::spawn(loops::run_pushes(ctx.clone(), shutdown.clone()));
+    let pruner = ctx
+        .prune_interval
+        .map(|every| tokio::spawn(loops::run_pruner(ctx.clone(), every, shutdown.clone())));
     worker::Worker::new(ctx).run(shutdown).await;
     let _ = deliveries.await;
     let _ = pushes.await;
+    if let Some(pruner) = pruner {
+        let _ = pruner.await;
+    }
     if let Some(flusher) = flusher {
         let _ = flusher.await;
     }

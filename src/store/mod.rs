@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod local_time;
 pub mod metrics;
 pub mod push_batches;
+pub mod retention;
 pub mod secrets;
 pub mod subscriptions;
 pub mod ticks;

@@ -188,6 +188,7 @@ pub fn fast_worker() -> WorkerConfig {
         catch_up_secs: 900,
         content_cache_ms: 5_000,
         send_window: None,
+        retention: sbm::config::RetentionConfig::default(),
     }
 }
 

@@ -31,6 +31,7 @@ mod openapi_samples_events;
 mod otlp;
 mod outbox;
 mod privileges;
+mod retention;
 mod schedules;
 mod scheduling;
 mod secrets;
