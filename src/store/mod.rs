@@ -24,6 +24,7 @@ pub mod local_time;
 pub mod metrics;
 pub mod push_batches;
 pub mod secrets;
+pub mod send_rate;
 pub mod subscriptions;
 pub mod ticks;
 pub mod users;
