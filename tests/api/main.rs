@@ -34,6 +34,7 @@ mod privileges;
 mod schedules;
 mod scheduling;
 mod secrets;
+mod send_rate;
 mod sending;
 mod ssrf;
 mod subscriptions;

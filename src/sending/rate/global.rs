@@ -25,8 +25,11 @@ use tokio::time::Instant;
 use crate::store::send_rate::{self as sql, Grant};
 use crate::store::{self, Db};
 
-/// Seconds of the rate the bucket holds at most: the burst after an idle spell.
-pub(super) const BURST_SECS: f64 = 0.1;
+/// Seconds of the rate the bucket holds at most: the burst after an idle spell. Large enough
+/// that a take delayed by a busy database (on SQLite, a wait for the one write lock, which
+/// SQLite's busy handler sleeps in steps of up to 100 ms) does not let the bucket fill and lose
+/// tokens; small against a minute (under 1 %).
+pub(super) const BURST_SECS: f64 = 0.5;
 /// Seconds of the rate one take asks for at most.
 pub(super) const LEASE_SECS: f64 = 0.05;
 /// The shortest time between two takes of one process.
@@ -202,8 +205,8 @@ mod tests {
     #[test]
     fn a_rate_sizes_its_burst_its_lease_and_its_longest_gap() {
         let s = Sizing::for_rate(1000.0);
-        assert_eq!((s.burst, s.max_lease), (100.0, 50));
-        assert_eq!(s.max_gap, Duration::from_millis(50));
+        assert_eq!((s.burst, s.max_lease), (500.0, 50));
+        assert_eq!(s.max_gap, Duration::from_millis(250));
         // A slow rate still holds one token, and waits longer between takes.
         let s = Sizing::for_rate(2.0);
         assert_eq!((s.burst, s.max_lease), (1.0, 1));
