@@ -21,6 +21,17 @@
 //!
 //! With `--zones K`, the subscriptions name K time zones in turn (each its own zone group of
 //! the every-minute schedule, so the tick is K claims and K INSERT … SELECTs instead of one).
+//!
+//! With `--workers 1,2,4`, the tick runs once per count, each time on a fresh database, with
+//! that many `sbm worker` processes (no `sbm serve`: the benchmark fires the tick itself) and
+//! their database pools split from one budget. Each process posts to its own path of the fake
+//! Message Sender, which so counts the share each took; duplicates are counted across all.
+//! With `--global-rate R`, every sbm process runs with `SBM_GLOBAL_SEND_RATE_LIMIT=R`, and the
+//! run reports the rate the Message Sender saw against R (from one second after the first
+//! outbound to the last, and per 10 s).
+//!
+//!     cargo bench --bench tick -- --backend postgres --n 100000 --workers 1,2,4
+//!     cargo bench --bench tick -- --backend postgres --n 60000 --workers 3 --global-rate 1000
 
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
@@ -48,7 +59,13 @@ struct Options {
     /// Leave the PostgreSQL database behind for inspection (docs/scaling.md measures its
     /// tables' sizes after a tick).
     keep_db: bool,
+    /// `sbm worker` process counts to run the tick with, one run each; empty: one `sbm serve`.
+    workers: Vec<usize>,
+    global_rate: Option<f64>,
 }
+
+/// Most worker processes of a run (each has its own counter at the fake Message Sender).
+const MAX_WORKERS: usize = 16;
 
 /// Ten zones of both hemispheres, none of them UTC, for `--zones`.
 const BENCH_ZONES: [&str; 10] = [
@@ -88,6 +105,16 @@ fn options() -> Options {
             .map(|v| v.parse().expect("--zones takes a number from 1 to 10"))
             .unwrap_or(0)
             .min(BENCH_ZONES.len()),
+        workers: value("--workers")
+            .map(|v| {
+                v.split(',')
+                    .map(|w| w.trim().parse().expect("--workers takes counts like 1,2,4"))
+                    .inspect(|w| assert!((1..=MAX_WORKERS).contains(w), "1 to 16 workers"))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        global_rate: value("--global-rate")
+            .map(|v| v.parse().expect("--global-rate takes sends per second")),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -102,6 +129,29 @@ struct Received {
     events: AtomicU64,
     duplicate_events: AtomicU64,
     event_ids: Mutex<HashSet<String>>,
+    /// Outbounds per sbm process (by the path it posts to).
+    per_process: [AtomicU64; MAX_WORKERS],
+    /// When the first and the last outbound arrived, and outbounds per second since the first.
+    arrivals: Mutex<Arrivals>,
+}
+
+#[derive(Default)]
+struct Arrivals {
+    first: Option<Instant>,
+    last: Option<Instant>,
+    per_second: Vec<u64>,
+}
+
+impl Arrivals {
+    fn note(&mut self, at: Instant) {
+        let first = *self.first.get_or_insert(at);
+        self.last = Some(at);
+        let second = (at - first).as_secs() as usize;
+        if self.per_second.len() <= second {
+            self.per_second.resize(second + 1, 0);
+        }
+        self.per_second[second] += 1;
+    }
 }
 
 /// The fast receiver: takes one event or a batch, notes each id.
@@ -129,6 +179,21 @@ async fn outbound(
     State(received): State<Arc<Received>>,
     Json(body): Json<Value>,
 ) -> (StatusCode, Json<Value>) {
+    note_outbound(&received, 0, body)
+}
+
+/// The Message Sender of worker process `k` (`--workers`).
+async fn worker_outbound(
+    State(received): State<Arc<Received>>,
+    axum::extract::Path(k): axum::extract::Path<usize>,
+    Json(body): Json<Value>,
+) -> (StatusCode, Json<Value>) {
+    note_outbound(&received, k, body)
+}
+
+fn note_outbound(received: &Received, k: usize, body: Value) -> (StatusCode, Json<Value>) {
+    received.per_process[k.min(MAX_WORKERS - 1)].fetch_add(1, Ordering::Relaxed);
+    received.arrivals.lock().unwrap().note(Instant::now());
     let recipient = body["to_identity"].as_str().unwrap_or_default().to_string();
     if !received.recipients.lock().unwrap().insert(recipient) {
         received.duplicates.fetch_add(1, Ordering::Relaxed);
@@ -153,6 +218,7 @@ async fn start_fakes(received: Arc<Received>) -> String {
             get(address),
         )
         .route("/sender/api/v1/outbound/", post(outbound))
+        .route("/sender/{k}/api/v1/outbound/", post(worker_outbound))
         .route("/receiver", post(receive_events))
         .with_state(received);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -363,18 +429,42 @@ fn rss_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn start_sbm(database_url: &str, fakes: &str, concurrency: usize) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sbm"))
-        .args(["serve", "--no-migrate", "--bind", "127.0.0.1:0"])
+/// One sbm process of a run: `sbm serve` with its embedded worker (`None`), or worker process
+/// `k` of `workers` (`--workers`), which posts to its own path of the fake Message Sender.
+fn start_sbm(
+    database_url: &str,
+    fakes: &str,
+    o: &Options,
+    worker: Option<(usize, usize)>,
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sbm"));
+    // One budget of connections, split between the processes (PostgreSQL allows 100).
+    let connections = (o.concurrency / 2).clamp(4, 40);
+    match worker {
+        None => {
+            command
+                .args(["serve", "--no-migrate", "--bind", "127.0.0.1:0"])
+                .env("MESSAGE_SENDER_URL", format!("{fakes}/sender/api/v1"))
+                .env("SBM_DB_MAX_CONNECTIONS", connections.to_string());
+        }
+        Some((k, workers)) => {
+            command
+                .args(["worker", "--no-migrate"])
+                .env("MESSAGE_SENDER_URL", format!("{fakes}/sender/{k}/api/v1"))
+                .env(
+                    "SBM_DB_MAX_CONNECTIONS",
+                    (connections / workers).max(8).to_string(),
+                );
+        }
+    }
+    if let Some(rate) = o.global_rate {
+        command.env("SBM_GLOBAL_SEND_RATE_LIMIT", rate.to_string());
+    }
+    command
         .env("DATABASE_URL", database_url)
         .env("IDENTITY_STORE_URL", format!("{fakes}/identity/api/v1"))
-        .env("MESSAGE_SENDER_URL", format!("{fakes}/sender/api/v1"))
         .env("STAGE_BASED_MESSAGING_URL", "http://127.0.0.1:8000")
-        .env("SBM_WORKER_CONCURRENCY", concurrency.to_string())
-        .env(
-            "SBM_DB_MAX_CONNECTIONS",
-            (concurrency / 2).clamp(4, 40).to_string(),
-        )
+        .env("SBM_WORKER_CONCURRENCY", o.concurrency.to_string())
         .env("SBM_WORKER_POLL_MS", "20")
         // The benchmark fires its tick itself, to time it.
         .env("SBM_TICK_INTERVAL_SECS", "86400")
@@ -393,14 +483,78 @@ async fn count(db: &Db, sql: &str) -> i64 {
     }
 }
 
+/// What one run found, for the summary of `--workers`.
+struct Run {
+    processes: usize,
+    sends_per_second: f64,
+    duplicates: u64,
+    shares: Vec<u64>,
+    /// The Message Sender's steady rate, with `--global-rate`.
+    measured_rate: Option<f64>,
+    exact: bool,
+}
+
 #[tokio::main]
 async fn main() {
     let o = options();
     println!(
-        "sbm tick benchmark: backend={} n={} concurrency={}",
-        o.backend, o.n, o.concurrency
+        "sbm tick benchmark: backend={} n={} concurrency={}{}",
+        o.backend,
+        o.n,
+        o.concurrency,
+        o.global_rate
+            .map(|r| format!(" global-rate={r}"))
+            .unwrap_or_default()
     );
-    let (url, _dir) = create_database(&o).await;
+    if o.workers.is_empty() {
+        if !run(&o, None).await.exact {
+            std::process::exit(1);
+        }
+        return;
+    }
+    let mut runs = Vec::new();
+    for &workers in &o.workers {
+        println!("\n## {workers} worker process(es)\n");
+        runs.push(run(&o, Some(workers)).await);
+    }
+    println!("\n| worker processes | sends/s end to end | vs the first run | duplicates | share per process |{}", if o.global_rate.is_some() { " measured rate |" } else { "" });
+    println!(
+        "| --- | --- | --- | --- | --- |{}",
+        if o.global_rate.is_some() {
+            " --- |"
+        } else {
+            ""
+        }
+    );
+    let base = runs[0].sends_per_second;
+    for r in &runs {
+        let total: u64 = r.shares.iter().sum::<u64>().max(1);
+        let shares: Vec<String> = r
+            .shares
+            .iter()
+            .map(|s| format!("{:.1} %", *s as f64 * 100.0 / total as f64))
+            .collect();
+        println!(
+            "| {} | {:.0} | {:+.1} % | {} | {} |{}",
+            r.processes,
+            r.sends_per_second,
+            (r.sends_per_second / base - 1.0) * 100.0,
+            r.duplicates,
+            shares.join(", "),
+            r.measured_rate
+                .map(|m| format!(" {m:.1} |"))
+                .unwrap_or_default()
+        );
+    }
+    if runs.iter().any(|r| !r.exact) {
+        std::process::exit(1);
+    }
+}
+
+/// One tick of N on a fresh database, with one `sbm serve` (`None`) or that many `sbm worker`
+/// processes.
+async fn run(o: &Options, workers: Option<usize>) -> Run {
+    let (url, _dir) = create_database(o).await;
     let db = Db::connect(
         &url,
         &PoolSettings {
@@ -415,7 +569,20 @@ async fn main() {
     // and the one tick of this benchmark is the one fired below.
     let received = Arc::new(Received::default());
     let fakes = start_fakes(received.clone()).await;
-    let mut sbm = start_sbm(&url, &fakes, o.concurrency);
+    let mut processes: Vec<Child> = match workers {
+        None => vec![start_sbm(&url, &fakes, o, None)],
+        Some(w) => (0..w)
+            .map(|k| start_sbm(&url, &fakes, o, Some((k, w))))
+            .collect(),
+    };
+    let pids: Vec<u32> = processes.iter().map(Child::id).collect();
+    // The largest of the processes.
+    let rss = |field: &str| {
+        pids.iter()
+            .map(|&pid| rss_kib(pid, field).unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (schedule, sets) = seed_content(&db).await;
     let started = Instant::now();
@@ -432,8 +599,7 @@ async fn main() {
     if o.integration_group {
         add_integration_group(&db).await;
     }
-    let pid = sbm.id();
-    let idle_rss = rss_kib(pid, "VmRSS:").unwrap_or(0);
+    let idle_rss = rss("VmRSS:");
 
     let tick_started = Instant::now();
     let minute = sbm::scheduling::minute_of(chrono::Utc::now());
@@ -452,7 +618,7 @@ async fn main() {
     let deadline = Instant::now() + Duration::from_secs(3600);
     while received.count.load(Ordering::Relaxed) < o.n as u64 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:").unwrap_or(0));
+        peak_rss = peak_rss.max(rss("VmRSS:"));
         if last_report.elapsed() > Duration::from_secs(10) {
             let sent = received.count.load(Ordering::Relaxed);
             println!(
@@ -477,17 +643,22 @@ async fn main() {
     };
     while received.events.load(Ordering::Relaxed) < events_expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        peak_rss = peak_rss.max(rss_kib(pid, "VmRSS:").unwrap_or(0));
+        peak_rss = peak_rss.max(rss("VmRSS:"));
     }
     let events_delivered = tick_started.elapsed();
-    peak_rss = peak_rss.max(rss_kib(pid, "VmHWM:").unwrap_or(0));
+    peak_rss = peak_rss.max(rss("VmHWM:"));
     let advanced = count(&db, advanced_sql).await;
     let jobs_left = count(&db, "select count(*) from job").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let sent = received.count.load(Ordering::Relaxed);
     let duplicates = received.duplicates.load(Ordering::Relaxed);
-    let _ = sbm.kill();
-    let _ = sbm.wait();
+    for process in &mut processes {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+    let shares: Vec<u64> = (0..workers.unwrap_or(1))
+        .map(|k| received.per_process[k].load(Ordering::Relaxed))
+        .collect();
 
     println!();
     println!("| figure | value |");
@@ -495,6 +666,13 @@ async fn main() {
     println!("| backend | {} |", o.backend);
     println!("| subscriptions due (N) | {} |", o.n);
     println!("| worker concurrency | {} |", o.concurrency);
+    println!(
+        "| sbm processes | {} |",
+        match workers {
+            None => "1 (sbm serve with its worker)".to_string(),
+            Some(w) => format!("{w} (sbm worker)"),
+        }
+    );
     println!(
         "| subscribers' time zones | {} |",
         if o.zones == 0 {
@@ -525,6 +703,18 @@ async fn main() {
         "| outbounds received | {sent} (duplicates: {duplicates}, missing: {}) |",
         (o.n as u64).saturating_sub(sent - duplicates)
     );
+    if workers.is_some() {
+        let total = shares.iter().sum::<u64>().max(1) as f64;
+        let parts: Vec<String> = shares
+            .iter()
+            .map(|s| format!("{s} ({:.1} %)", *s as f64 * 100.0 / total))
+            .collect();
+        println!("| outbounds per process | {} |", parts.join(", "));
+    }
+    let measured_rate = o.global_rate.map(|limit| {
+        let arrivals = received.arrivals.lock().unwrap();
+        report_rate(&arrivals, limit)
+    });
     println!("| subscriptions advanced | {advanced} |");
     println!("| jobs left | {jobs_left} |");
     let mut events_exact = true;
@@ -581,7 +771,47 @@ async fn main() {
             .execute(&mut admin)
             .await;
     }
-    if !exact {
-        std::process::exit(1);
+    Run {
+        processes: workers.unwrap_or(1),
+        sends_per_second: o.n as f64 / end_to_end.as_secs_f64(),
+        duplicates,
+        shares,
+        measured_rate,
+        exact,
     }
+}
+
+/// Prints the rate the Message Sender saw against the limit: from one second after the first
+/// outbound to the start of the last (partial) second, and the slowest and fastest 10 s of it;
+/// returns the first.
+fn report_rate(arrivals: &Arrivals, limit: f64) -> f64 {
+    let full = arrivals.per_second.len().saturating_sub(1);
+    let steady = arrivals.per_second.get(1..full).unwrap_or_default();
+    let rate = steady.iter().sum::<u64>() as f64 / steady.len().max(1) as f64;
+    let tens: Vec<f64> = steady
+        .chunks_exact(10)
+        .map(|c| c.iter().sum::<u64>() as f64 / 10.0)
+        .collect();
+    let span = match (arrivals.first, arrivals.last) {
+        (Some(first), Some(last)) => (last - first).as_secs_f64(),
+        _ => 0.0,
+    };
+    println!("| global rate limit | {limit} sends/s |");
+    println!(
+        "| measured over {} s (second 1 to {full} after the first outbound) | {rate:.1} sends/s ({:+.2} %) |",
+        steady.len(),
+        (rate / limit - 1.0) * 100.0
+    );
+    if let (Some(min), Some(max)) = (
+        tens.iter().copied().reduce(f64::min),
+        tens.iter().copied().reduce(f64::max),
+    ) {
+        println!(
+            "| slowest / fastest 10 s | {min:.1} / {max:.1} sends/s ({:+.2} % / {:+.2} %) |",
+            (min / limit - 1.0) * 100.0,
+            (max / limit - 1.0) * 100.0
+        );
+    }
+    println!("| first to last outbound | {span:.1} s |");
+    rate
 }

@@ -66,6 +66,11 @@ pub fn job_context(
         .map(crate::content::zone::SendWindow::parse)
         .transpose()
         .map_err(|e| anyhow::anyhow!("SBM_SEND_WINDOW: {e}"))?;
+    let send_rate = crate::sending::rate::RateLimiter::new(
+        &db,
+        worker.send_rate_limit,
+        worker.global_send_rate_limit,
+    );
     // Must be called inside the runtime: it starts the send committer task.
     let completer = crate::sending::completion::Completer::start(db.clone(), effects.clone());
     Ok(JobContext {
@@ -83,7 +88,7 @@ pub fn job_context(
         concurrency: worker.concurrency.max(1),
         poll: Duration::from_millis(worker.poll_ms.max(1)),
         wake,
-        send_rate: crate::sending::rate::RateLimiter::per_second(worker.send_rate_limit),
+        send_rate,
         tick_interval: Duration::from_secs(worker.tick_interval_secs.max(1)),
         catch_up: Duration::from_secs(worker.catch_up_secs),
         go_metrics,

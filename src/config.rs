@@ -285,6 +285,15 @@ pub struct WorkerConfig {
         default_value_t = 0.0
     )]
     pub send_rate_limit: f64,
+    /// [Worker] Most messages per second sent to the Message Sender by all the processes on the
+    /// database together (a token bucket in the database, on its clock); 0 means no limit. Set
+    /// the same value on every process. SBM_SEND_RATE_LIMIT, if set, still caps each process.
+    #[arg(
+        long = "global-send-rate-limit",
+        env = "SBM_GLOBAL_SEND_RATE_LIMIT",
+        default_value_t = 0.0
+    )]
+    pub global_send_rate_limit: f64,
     /// [Scheduler] Seconds between evaluations of the schedules by the built-in scheduler (used
     /// when SCHEDULER_URL is not set).
     #[arg(
@@ -329,6 +338,7 @@ impl Default for WorkerConfig {
             retry_base_ms: 5_000,
             retry_max_ms: 300_000,
             send_rate_limit: 0.0,
+            global_send_rate_limit: 0.0,
             tick_interval_secs: 5,
             catch_up_secs: 900,
             content_cache_ms: 5_000,

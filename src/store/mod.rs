@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod push_batches;
 pub mod retention;
 pub mod secrets;
+pub mod send_rate;
 pub mod subscriptions;
 pub mod ticks;
 pub mod users;

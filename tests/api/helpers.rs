@@ -183,6 +183,7 @@ pub fn fast_worker() -> WorkerConfig {
         retry_base_ms: 10,
         retry_max_ms: 50,
         send_rate_limit: 0.0,
+        global_send_rate_limit: 0.0,
         // Ticks are driven by the tests themselves, except where a test asks for the loop.
         tick_interval_secs: 3600,
         catch_up_secs: 900,

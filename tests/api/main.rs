@@ -35,6 +35,7 @@ mod retention;
 mod schedules;
 mod scheduling;
 mod secrets;
+mod send_rate;
 mod sending;
 mod ssrf;
 mod subscriptions;

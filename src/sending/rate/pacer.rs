@@ -1,4 +1,4 @@
-//! An optional limit on sends per second towards the Message Sender.
+//! The per-process limit (SBM_SEND_RATE_LIMIT): sends of this process evenly spaced.
 //!
 //! A dozen lines of our own rather than a crate: one evenly spaced schedule of slots is all
 //! that is needed (no bursts, no keyed limits), and each send reserves the next slot.
@@ -9,22 +9,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(super) struct Pacer {
     interval: Duration,
     next: Mutex<Instant>,
 }
 
-impl RateLimiter {
+impl Pacer {
     /// `None` for a rate of 0 (no limit).
-    pub fn per_second(rate: f64) -> Option<RateLimiter> {
-        (rate > 0.0).then(|| RateLimiter {
+    pub(super) fn per_second(rate: f64) -> Option<Pacer> {
+        (rate > 0.0).then(|| Pacer {
             interval: Duration::from_secs_f64(1.0 / rate),
             next: Mutex::new(Instant::now()),
         })
     }
 
     /// Waits for this caller's slot.
-    pub async fn wait(&self) {
+    pub(super) async fn wait(&self) {
         let slot = {
             let mut next = self
                 .next
@@ -44,7 +44,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn slots_are_spaced_evenly() {
-        let limiter = RateLimiter::per_second(10.0).unwrap();
+        let limiter = Pacer::per_second(10.0).unwrap();
         let start = Instant::now();
         for _ in 0..11 {
             limiter.wait().await;
@@ -54,6 +54,6 @@ mod tests {
             elapsed >= Duration::from_millis(999) && elapsed < Duration::from_millis(1100),
             "{elapsed:?}"
         );
-        assert!(RateLimiter::per_second(0.0).is_none());
+        assert!(Pacer::per_second(0.0).is_none());
     }
 }
