@@ -7,7 +7,8 @@
 # Rust (`forbid(unsafe_code)`), so the targets are built without a sanitizer but with debug
 # assertions (overflow checks, `debug_assert!`): `-s none --debug-assertions`; FUZZ_FLAGS
 # replaces those flags (FUZZ_FLAGS="" for cargo-fuzz's default AddressSanitizer build).
-# Each target runs on one core from its corpus in fuzz/corpus/<target>/; a crash stops the run
+# Each target runs on one core from its corpus in fuzz/corpus/<target>/ (kept between runs, not
+# committed) and the hand-written seeds in fuzz/seeds/<target>/; a crash stops the run
 # with its input in fuzz/artifacts/<target>/ and this script exits non-zero after the others.
 # The last lines of each target's libFuzzer output (runs, coverage) are printed and kept in
 # target/fuzz-logs/<target>.log.
@@ -30,7 +31,7 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     echo "== $t: ${seconds}s"
     # shellcheck disable=SC2086
-    if cargo "$toolchain" fuzz run $flags "$t" -- -max_total_time="$seconds" \
+    if cargo "$toolchain" fuzz run $flags "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$seconds" \
         -print_final_stats=1 >"$logs/$t.log" 2>&1; then
         result=ok
     else
