@@ -1,27 +1,24 @@
-//! The DRF-style JSON field readers (src/http/input.rs): any JSON body, read with every kind of
-//! reader in every mode, gives values or field errors, never a panic.
+//! Request bodies of the JSON and form routes: any bytes under any of the Content-Types the
+//! routes take go through the `Body` extractor's parse and storable check (`http::body`: NUL,
+//! nesting, value count and string length limits), and what is accepted is read by every
+//! resource's DRF-style field reader (`validation::input::Input` as schedules, message sets,
+//! messages, subscriptions, tokens, integration groups and messages use it) in every mode:
+//! values or field errors, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use sbm::http::input::{Input, Mode, Text};
+use sbm::http::fuzzing::{read_with_every_reader, request_body};
 
-fuzz_target!(|data: &[u8]| {
-    let Ok(body) = serde_json::from_slice::<serde_json::Value>(data) else {
-        return;
-    };
-    for mode in [Mode::Create, Mode::Replace, Mode::Partial] {
-        let Ok(mut input) = Input::new(&body, mode) else {
-            continue;
-        };
-        let _ = input.text("a", Text::required().max(5));
-        let _ = input.nullable_text("b", Text::optional());
-        let _ = input.choice("c", false, &["x", "y"]);
-        let _ = input.integer("d", false, Some(0));
-        let _ = input.nullable_integer("e", Some(1));
-        let _ = input.uuid("f", false);
-        let _ = input.pk("g", false);
-        let _ = input.nullable_pk("h");
-        let _ = input.boolean("i", false);
-        let _ = input.nullable_object("j");
-        let _ = input.finish();
+const CONTENT_TYPES: [&str; 4] = [
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/vnd.api+json; charset=utf-8",
+    "",
+];
+
+fuzz_target!(|input: (u8, &[u8])| {
+    let (kind, data) = input;
+    let content_type = CONTENT_TYPES[usize::from(kind) % CONTENT_TYPES.len()];
+    if let Some(body) = request_body(content_type, data) {
+        read_with_every_reader(&body);
     }
 });

@@ -30,10 +30,7 @@ where
     }
 }
 
-/// The deepest nesting a body may have. Stored values are read back inside larger documents
-/// (an event embeds a subscription's metadata three levels down) by readers that stop at 128
-/// levels (serde_json's limit), so input stays far inside that.
-pub const MAX_JSON_DEPTH: usize = 32;
+pub use crate::validation::MAX_JSON_DEPTH;
 
 /// Refuses what no engine can store or every reader read back: NUL characters in text (which
 /// PostgreSQL cannot hold; SQLite would, so both refuse alike) and nesting deeper than
@@ -141,7 +138,7 @@ pub async fn read_limited(req: Request, limit: usize) -> Result<axum::body::Byte
         })
 }
 
-fn parse(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
+pub(super) fn parse(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     let essence = essence(content_type);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));

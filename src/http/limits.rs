@@ -20,10 +20,7 @@ use super::ApiError;
 /// bytes; 8 KiB is what common proxies allow for a whole request line.
 pub const MAX_QUERY_BYTES: usize = 8 * 1024;
 
-/// The most values (object members and array items, at any depth) one JSON or form body may
-/// hold. A subscription's metadata is a handful; this bounds the work of checking and storing
-/// a body of many tiny values, which the byte limit alone does not.
-pub const MAX_BODY_VALUES: usize = 10_000;
+pub use crate::validation::MAX_BODY_VALUES;
 
 /// The longest string any one field may hold, in characters (a message's text is far shorter).
 pub const MAX_STRING_CHARS: usize = 100_000;

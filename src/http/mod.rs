@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod body;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod limits;
 pub mod links;
 pub mod query;

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::{FieldErrors, NON_FIELD_ERRORS};
+use super::{FieldErrors, MAX_BODY_VALUES, MAX_JSON_DEPTH, NON_FIELD_ERRORS, NUL_MESSAGE};
 
 /// What kind of write the body is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,42 @@ fn python_type(value: &Value) -> &'static str {
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
     }
+}
+
+/// Why a JSON object given as text cannot be stored, if it cannot. The body check
+/// (`http::body::check_storable`) saw only a string; what the string holds must keep the same
+/// rules as the body's own values: no NUL (PostgreSQL's jsonb refuses `\u0000`: a 500, not a
+/// 400), no nesting past [`MAX_JSON_DEPTH`] at a field's level, at most [`MAX_BODY_VALUES`]
+/// values.
+fn unstorable(value: &Value) -> Option<String> {
+    // The object stands where a body field's value does: the second level.
+    let mut stack = vec![(value, 2usize)];
+    let mut values = 0;
+    while let Some((value, depth)) = stack.pop() {
+        values += 1;
+        let too_deep = match value {
+            Value::String(s) if s.contains('\0') => return Some(NUL_MESSAGE.into()),
+            Value::Array(items) => {
+                stack.extend(items.iter().map(|v| (v, depth + 1)));
+                depth > MAX_JSON_DEPTH
+            }
+            Value::Object(fields) => {
+                if fields.keys().any(|k| k.contains('\0')) {
+                    return Some(NUL_MESSAGE.into());
+                }
+                stack.extend(fields.values().map(|v| (v, depth + 1)));
+                depth > MAX_JSON_DEPTH
+            }
+            _ => false,
+        };
+        if too_deep {
+            return Some(format!(
+                "Nested too deeply: a body may have at most {MAX_JSON_DEPTH} levels."
+            ));
+        }
+    }
+    (values > MAX_BODY_VALUES)
+        .then(|| format!("The request body holds more than {MAX_BODY_VALUES} values."))
 }
 
 /// An integer from a JSON number or a numeric string, as DRF's IntegerField accepts.
@@ -317,7 +353,13 @@ impl<'a> Input<'a> {
             Value::Null => Some(None),
             value @ Value::Object(_) => Some(Some(value.clone())),
             Value::String(s) => match serde_json::from_str::<Value>(s) {
-                Ok(value @ Value::Object(_)) => Some(Some(value)),
+                Ok(value @ Value::Object(_)) => match unstorable(&value) {
+                    None => Some(Some(value)),
+                    Some(message) => {
+                        self.errors.add(name, message);
+                        None
+                    }
+                },
                 _ => {
                     self.errors.add(name, "Value must be valid JSON.");
                     None
@@ -411,6 +453,40 @@ mod tests {
                 "s": ["Ensure this field has no more than 5 characters."],
             })
         );
+    }
+
+    /// An object given as text was parsed without the body's checks, so
+    /// `"metadata": "{\"k\": \"\\u0000\"}"` reached PostgreSQL's jsonb (which refuses `\u0000`:
+    /// a 500), and text could nest deeper or hold more values than a body may.
+    #[test]
+    fn an_object_given_as_text_keeps_the_body_rules() {
+        let nested = |levels: usize| format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels));
+        let many = format!("{{\"a\": [{}0]}}", "0,".repeat(MAX_BODY_VALUES));
+        let read = |text: &str| {
+            let body = json!({ "metadata": text });
+            let mut input = Input::new(&body, Mode::Create).unwrap();
+            let value = input.nullable_object("metadata");
+            (value, input.finish())
+        };
+        for (text, message) in [
+            (r#"{"k": "\u0000"}"#.to_string(), NUL_MESSAGE.to_string()),
+            (r#"{"\u0000": 1}"#.to_string(), NUL_MESSAGE.to_string()),
+            (
+                nested(MAX_JSON_DEPTH),
+                "Nested too deeply: a body may have at most 32 levels.".into(),
+            ),
+            (
+                many,
+                "The request body holds more than 10000 values.".into(),
+            ),
+        ] {
+            let (value, result) = read(&text);
+            assert_eq!(value, None, "{text:.40}");
+            assert_eq!(result.unwrap_err().messages("metadata"), [message]);
+        }
+        // One level less is as deep as a body's own metadata may be.
+        let (value, result) = read(&nested(MAX_JSON_DEPTH - 1));
+        assert!(value.is_some() && result.is_ok());
     }
 
     #[test]

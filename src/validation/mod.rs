@@ -7,6 +7,17 @@ pub mod input;
 
 pub const NON_FIELD_ERRORS: &str = "non_field_errors";
 
+/// The deepest nesting a body may have, the body's own object being the first level. Stored
+/// values are read back inside larger documents (an event embeds a subscription's metadata three
+/// levels down) by readers that stop at 128 levels (serde_json's limit), so input stays far
+/// inside that.
+pub const MAX_JSON_DEPTH: usize = 32;
+
+/// The most values (object members and array items, at any depth) one JSON or form body may
+/// hold. A subscription's metadata is a handful; this bounds the work of checking and storing
+/// a body of many tiny values, which the byte limit alone does not.
+pub const MAX_BODY_VALUES: usize = 10_000;
+
 /// DRF's message for a NUL character in text (its `ProhibitNullCharactersValidator`).
 pub const NUL_MESSAGE: &str = "Null characters are not allowed.";
 
