@@ -157,7 +157,7 @@ async fn three_worker_processes_together_keep_the_global_send_rate(backend: Back
     // beside the rest of the suite on two shared cores can fall behind a token or two (the
     // accuracy over a minute is the tick benchmark's `--global-rate`, docs/benchmarks.md).
     assert!(
-        rate <= RATE * 1.05 && rate >= RATE * 0.7,
+        (RATE * 0.7..=RATE * 1.05).contains(&rate),
         "{rate:.1} sends/s in the window against a limit of {RATE} (per worker: {per_worker:?}; {} of {SUBSCRIPTIONS} sent by its end)",
         arrived.len()
     );
