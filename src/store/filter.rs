@@ -1,7 +1,7 @@
 //! Filtered, paginated listing of a table, built from whitelisted column names.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Database, Encode, FromRow, QueryBuilder, Row, Type};
+use sqlx::{Database, Encode, FromRow, QueryBuilder, Type};
 
 use super::{on_conn, Conn, Page, Result, Slice};
 
@@ -119,15 +119,11 @@ where
 }
 
 /// As [`count_and_page`], in the given order (which must end in a unique column).
-///
-/// The count rides on the page's own statement, as an uncorrelated subquery (computed once, in
-/// the same snapshot as the rows): one round trip a page instead of two. Only a page past the
-/// end, which has no row to carry it, counts in a second statement.
 pub async fn count_and_page_ordered<T>(
     conn: Conn<'_>,
     table: &'static str,
     conditions: &[Condition],
-    order_by: &str,
+    order_by: &'static str,
     slice: Slice,
 ) -> Result<Page<T>>
 where
@@ -137,27 +133,15 @@ where
         + Unpin,
 {
     Ok(on_conn!(conn, c => {
-        let mut page = QueryBuilder::new(format!("select {table}.*, (select count(*) from {table}"));
-        push_where(&mut page, conditions);
-        page.push(format_args!(") as {TOTAL} from {table}"));
+        let mut count = QueryBuilder::new(format!("select count(*) from {table}"));
+        push_where(&mut count, conditions);
+        let count: i64 = count.build_query_scalar().fetch_one(&mut *c).await?;
+
+        let mut page = QueryBuilder::new(format!("select * from {table}"));
         push_where(&mut page, conditions);
         page.push(format_args!(" order by {order_by} limit ")).push_bind(slice.limit);
         page.push(" offset ").push_bind(slice.offset);
-        let found = page.build().fetch_all(&mut *c).await?;
-        let count = match found.first() {
-            Some(row) => row.try_get(TOTAL)?,
-            // An empty first page: nothing matches.
-            None if slice.offset == 0 && slice.limit > 0 => 0,
-            None => {
-                let mut count = QueryBuilder::new(format!("select count(*) from {table}"));
-                push_where(&mut count, conditions);
-                count.build_query_scalar().fetch_one(&mut *c).await?
-            }
-        };
-        let rows = found.iter().map(T::from_row).collect::<std::result::Result<Vec<T>, _>>()?;
+        let rows: Vec<T> = page.build_query_as().fetch_all(&mut *c).await?;
         Page { count, rows }
     }))
 }
-
-/// The name of the count's column in a page's rows.
-const TOTAL: &str = "sbm_page_total";
