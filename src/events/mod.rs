@@ -3,8 +3,6 @@
 
 pub mod topic;
 
-use std::collections::HashMap;
-
 use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
@@ -50,46 +48,12 @@ pub async fn record(tx: &mut Tx, events: Vec<Event>) -> store::Result<Recorded> 
     if events.is_empty() {
         return Ok(Recorded::default());
     }
-    let mut counts: HashMap<(String, String), (&'static str, i64)> = HashMap::new();
-    for e in &events {
-        counts
-            .entry((e.object_type.to_string(), e.object_id.clone()))
-            .or_insert((e.object_type, 0))
-            .1 += 1;
-    }
-    let wanted: Vec<(&'static str, String, i64)> = counts
-        .iter()
-        .map(|((_, id), (object_type, n))| (*object_type, id.clone(), *n))
-        .collect();
-    let last = sql::take_sequences(tx.conn(), &wanted).await?;
-    // This transaction's first event of an object follows the object's previous last.
-    let mut next: HashMap<(String, String), i64> = last
-        .into_iter()
-        .map(|(key, last)| {
-            let count = counts.get(&key).map_or(0, |c| c.1);
-            (key, last - count + 1)
-        })
-        .collect();
-    let rows: Vec<NewEventRow> = events
-        .into_iter()
-        .map(|e| {
-            let counter = next
-                .get_mut(&(e.object_type.to_string(), e.object_id.clone()))
-                .expect("a sequence was taken for every object");
-            let sequence = *counter;
-            *counter += 1;
-            NewEventRow {
-                event_id: Uuid::new_v4(),
-                event_type: e.event_type,
-                object_type: e.object_type,
-                object_id: e.object_id,
-                sequence,
-                data: e.data,
-            }
-        })
-        .collect();
     let occurred_at = store::now();
-    sql::insert_events(tx.conn(), &rows, occurred_at).await?;
+    let events = events
+        .into_iter()
+        .map(|e| (e.event_type, e.object_type, e.object_id, e.data))
+        .collect();
+    let rows = sql::insert_numbered_events(tx.conn(), events, occurred_at).await?;
     Ok(Recorded { rows, occurred_at })
 }
 

@@ -12,13 +12,16 @@ use uuid::Uuid;
 use crate::content::{check_reference, is_language_code, LANGUAGE_ERROR};
 pub use crate::domain::{Error, Result};
 use crate::effects::{follow, Change, Effects};
+use crate::model::content::MessageSet;
 use crate::model::subscriptions::{status, Subscription, SubscriptionFields};
 use crate::store::content::{self as content_sql, Table};
 use crate::store::subscriptions::{self as sql, Advance};
 use crate::store::{self, Tx};
-use crate::validation::FieldErrors;
+use crate::validation::{missing_pk, FieldErrors};
 
-async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Result<()> {
+/// Checks the fields; returns the message set they name (read once, for its default schedule
+/// too).
+async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Result<MessageSet> {
     let mut errors = FieldErrors::new();
     if let Some(zone) = &f.timezone {
         if let Err(message) = crate::content::zone::check_zone(zone, effects.scheduler_mode) {
@@ -49,31 +52,21 @@ async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Res
     if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
         errors.add("metadata", "Expected a JSON object.");
     }
-    check_reference(
-        tx,
-        &mut errors,
-        "messageset",
-        Table::MessageSet,
-        f.message_set_id,
-    )
-    .await?;
+    // The same test as `check_reference`, by reading the row it tests for.
+    let set = content_sql::get_message_set(tx.conn(), f.message_set_id).await?;
+    if set.is_none() {
+        errors.add("messageset", missing_pk(f.message_set_id));
+    }
     if let Some(schedule) = f.schedule_id {
         check_reference(tx, &mut errors, "schedule", Table::Schedule, schedule).await?;
     }
-    Ok(errors.into_result()?)
+    errors.into_result()?;
+    set.ok_or(Error::NotFound)
 }
 
 /// The schedule to store: the one given, or the message set's default.
-async fn schedule_for(tx: &mut Tx, f: &SubscriptionFields) -> Result<i64> {
-    match f.schedule_id {
-        Some(id) => Ok(id),
-        None => {
-            let set = content_sql::get_message_set(tx.conn(), f.message_set_id)
-                .await?
-                .ok_or(Error::NotFound)?;
-            Ok(set.default_schedule_id)
-        }
-    }
+fn schedule_for(set: &MessageSet, f: &SubscriptionFields) -> i64 {
+    f.schedule_id.unwrap_or(set.default_schedule_id)
 }
 
 pub async fn create(
@@ -82,9 +75,9 @@ pub async fn create(
     mut f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    validate(tx, effects, &f).await?;
+    let set = validate(tx, effects, &f).await?;
     f.initial_sequence_number = f.initial_sequence_number.or(Some(f.next_sequence_number));
-    let schedule = schedule_for(tx, &f).await?;
+    let schedule = schedule_for(&set, &f);
     let created =
         sql::insert_subscription(tx.conn(), Uuid::new_v4(), &f, schedule, user, store::now())
             .await?;
@@ -107,8 +100,8 @@ pub async fn update(
     f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    validate(tx, effects, &f).await?;
-    let schedule = schedule_for(tx, &f).await?;
+    let set = validate(tx, effects, &f).await?;
+    let schedule = schedule_for(&set, &f);
     let after =
         sql::update_subscription(tx.conn(), before.id, &f, schedule, user, store::now()).await?;
     follow(
