@@ -134,6 +134,13 @@ async fn a_worker_exports_its_spans_and_sends_the_trace_context_to_peers(backend
         .unwrap()
         .iter()
         .all(|(t, _)| t == "application/x-protobuf"));
+    // The worker process has recorded its send (else the kill could leave its job running under
+    // a lease, and the next send would queue behind it).
+    let subscription = format!("/api/v1/subscriptions/{id}/");
+    eventually("the worker process records the send", || async {
+        w.app.get(&subscription).await.json()["next_sequence_number"] == 2
+    })
+    .await;
     child.kill().await.unwrap();
 
     // A worker without the setting sends no trace context.
