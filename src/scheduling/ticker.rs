@@ -4,7 +4,8 @@
 //! A schedule's subscribers are grouped by zone: those that name none, or the schedule's own, are
 //! evaluated in the schedule's zone; each other zone a subscriber names is its own group. A tick
 //! is claimed by inserting its (schedule, zone, minute) row, in the same transaction as the sends
-//! it enqueues with one statement, so racing workers and restarts fire it exactly once. After
+//! it enqueues with one statement, so racing workers and restarts fire it exactly once (the
+//! groups due at the same minute share that transaction: [`fire_zones`]). After
 //! downtime only the latest missed due minute within the catch-up window fires (subscribers
 //! should not get several messages at once); earlier missed minutes are logged as skipped.
 
