@@ -1,7 +1,7 @@
 //! SQL for the send rate shared by every process on the database: a token bucket per limited
 //! peer, refilled on the database's clock (migration 0015).
 
-use super::{Conn, Result};
+use super::{on_conn, Conn, Result};
 
 /// What one take of tokens gave.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,26 +81,17 @@ const TAKE_SQLITE: &str = take_sql!(
 /// Takes up to `want` tokens from the bucket `name`, after refilling it at `rate` tokens per
 /// second for the database time since its last refill, capped at `burst`.
 pub async fn take(conn: Conn<'_>, name: &str, rate: f64, burst: f64, want: i64) -> Result<Grant> {
-    let (granted, left): (i64, f64) = match conn {
-        Conn::Postgres(c) => {
-            sqlx::query_as(TAKE_POSTGRES)
-                .bind(name)
-                .bind(rate)
-                .bind(burst)
-                .bind(want)
-                .fetch_one(&mut *c)
-                .await?
-        }
-        Conn::Sqlite(c) => {
-            sqlx::query_as(TAKE_SQLITE)
-                .bind(name)
-                .bind(rate)
-                .bind(burst)
-                .bind(want)
-                .fetch_one(&mut *c)
-                .await?
-        }
+    let sql = match conn {
+        Conn::Postgres(_) => TAKE_POSTGRES,
+        Conn::Sqlite(_) => TAKE_SQLITE,
     };
+    let (granted, left): (i64, f64) = on_conn!(conn, c => sqlx::query_as(sql)
+        .bind(name)
+        .bind(rate)
+        .bind(burst)
+        .bind(want)
+        .fetch_one(&mut *c)
+        .await?);
     Ok(Grant { granted, left })
 }
 
