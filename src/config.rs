@@ -357,7 +357,7 @@ pub struct RetentionConfig {
     #[arg(
         long = "event-retention-days",
         env = "SBM_EVENT_RETENTION_DAYS",
-        default_value_t = 90
+        default_value_t = Self::EVENT_DAYS
     )]
     pub event_days: u32,
     /// [Retention] Days a succeeded delivery (with its attempt log) is kept after it was
@@ -365,7 +365,7 @@ pub struct RetentionConfig {
     #[arg(
         long = "delivery-retention-days",
         env = "SBM_DELIVERY_RETENTION_DAYS",
-        default_value_t = 30
+        default_value_t = Self::DELIVERY_DAYS
     )]
     pub delivery_days: u32,
     /// [Retention] Days an integration message is kept after it was sent (fetched and marked,
@@ -373,14 +373,14 @@ pub struct RetentionConfig {
     #[arg(
         long = "integration-message-retention-days",
         env = "SBM_INTEGRATION_MESSAGE_RETENTION_DAYS",
-        default_value_t = 90
+        default_value_t = Self::INTEGRATION_MESSAGE_DAYS
     )]
     pub integration_message_days: u32,
     /// [Retention] Days an audit log entry is kept; 0 (the default) keeps the audit log forever.
     #[arg(
         long = "audit-retention-days",
         env = "SBM_AUDIT_RETENTION_DAYS",
-        default_value_t = 0
+        default_value_t = Self::AUDIT_DAYS
     )]
     pub audit_days: u32,
     /// [Retention] Seconds between pruning passes of a worker process; 0 turns the workers'
@@ -388,27 +388,36 @@ pub struct RetentionConfig {
     #[arg(
         long = "prune-interval-secs",
         env = "SBM_PRUNE_INTERVAL_SECS",
-        default_value_t = 300
+        default_value_t = Self::PRUNE_INTERVAL_SECS
     )]
     pub prune_interval_secs: u64,
     /// [Retention] Most rows one delete statement of a pruning pass removes.
     #[arg(
         long = "prune-batch-size",
         env = "SBM_PRUNE_BATCH_SIZE",
-        default_value_t = 5_000
+        default_value_t = Self::PRUNE_BATCH_SIZE
     )]
     pub prune_batch_size: u32,
+}
+
+impl RetentionConfig {
+    pub const EVENT_DAYS: u32 = 90;
+    pub const DELIVERY_DAYS: u32 = 30;
+    pub const INTEGRATION_MESSAGE_DAYS: u32 = 90;
+    pub const AUDIT_DAYS: u32 = 0;
+    pub const PRUNE_INTERVAL_SECS: u64 = 300;
+    pub const PRUNE_BATCH_SIZE: u32 = 5_000;
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
         RetentionConfig {
-            event_days: 90,
-            delivery_days: 30,
-            integration_message_days: 90,
-            audit_days: 0,
-            prune_interval_secs: 300,
-            prune_batch_size: 5_000,
+            event_days: Self::EVENT_DAYS,
+            delivery_days: Self::DELIVERY_DAYS,
+            integration_message_days: Self::INTEGRATION_MESSAGE_DAYS,
+            audit_days: Self::AUDIT_DAYS,
+            prune_interval_secs: Self::PRUNE_INTERVAL_SECS,
+            prune_batch_size: Self::PRUNE_BATCH_SIZE,
         }
     }
 }
