@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::signing;
 use crate::effects::{follow, Change, Effects};
 use crate::events;
-use crate::jobs::after;
+use crate::jobs::{after, ClaimCursor};
 use crate::store::events::{self as sql, AttemptOutcome, DeliveryWork};
 use crate::store::{self, Db};
 
@@ -62,19 +62,26 @@ pub async fn refresh_statistics(db: &Db) -> store::Result<()> {
 /// Fans out every event not yet spread; returns how many events were spread and how many
 /// deliveries written.
 pub async fn spread(db: &Db) -> store::Result<(u64, u64)> {
+    spread_from(db, &mut ClaimCursor::new(Duration::ZERO)).await
+}
+
+/// Like [`spread`], for a spreader that keeps its place between passes: it starts after the
+/// last event it spread, and from the first unspread event only now and then (`ClaimCursor`).
+pub async fn spread_from(db: &Db, cursor: &mut ClaimCursor<i64>) -> store::Result<(u64, u64)> {
     let mut total = (0, 0);
     loop {
+        let after = cursor.start();
         let mut tx = db.begin().await?;
-        let (events, deliveries) =
-            sql::spread_events(tx.conn(), SPREAD_BATCH, store::now()).await?;
+        let done = sql::spread_events(tx.conn(), SPREAD_BATCH, store::now(), after).await?;
         tx.commit().await?;
-        if events == 0 {
+        cursor.claimed(done.last);
+        if done.events == 0 {
             return Ok(total);
         }
-        total.0 += events;
-        total.1 += deliveries;
-        metrics::counter!("sbm_events_spread_total").increment(events);
-        metrics::counter!("sbm_deliveries_created_total").increment(deliveries);
+        total.0 += done.events;
+        total.1 += done.deliveries;
+        metrics::counter!("sbm_events_spread_total").increment(done.events);
+        metrics::counter!("sbm_deliveries_created_total").increment(done.deliveries);
     }
 }
 
@@ -85,8 +92,13 @@ pub struct PassDone {
     pub deliveries_written: u64,
 }
 
-/// One pass: spread, then claim and make one round of deliveries.
-pub async fn pass(ctx: &Delivery<'_>, worker: &str) -> Result<PassDone, crate::domain::Error> {
+/// One pass: spread (from where `spread_cursor` left off), then claim and make one round of
+/// deliveries.
+pub async fn pass(
+    ctx: &Delivery<'_>,
+    worker: &str,
+    spread_cursor: &mut ClaimCursor<i64>,
+) -> Result<PassDone, crate::domain::Error> {
     if ctx.db.backend() == store::Backend::Sqlite {
         let mut conn = ctx.db.acquire().await?;
         if !sql::any_delivery_work(conn.conn(), store::now()).await? {
@@ -96,7 +108,7 @@ pub async fn pass(ctx: &Delivery<'_>, worker: &str) -> Result<PassDone, crate::d
             });
         }
     }
-    let (spread, deliveries_written) = spread(ctx.db).await?;
+    let (spread, deliveries_written) = spread_from(ctx.db, spread_cursor).await?;
     let spread = spread as usize;
     let settings = &ctx.hub.settings;
     // Longer than any POST may take, so that only a dead worker's deliveries are taken over.

@@ -3,10 +3,12 @@
 //! and returns ([`Claim`], [`Outcome`]). The worker that runs them is the `runtime` module; the job
 //! bodies live with their domains.
 
+pub mod cursor;
 pub mod failed;
 pub mod outcome;
 
-pub use outcome::{Claim, Failure, Outcome};
+pub use cursor::ClaimCursor;
+pub use outcome::{Claim, Failure, Outcome, Slot};
 
 use std::time::Duration;
 

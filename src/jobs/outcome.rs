@@ -69,6 +69,22 @@ impl From<domain::Error> for Failure {
 pub struct Claim<'a> {
     pub row: &'a JobRow,
     pub worker: &'a str,
+    pub slot: &'a Slot,
+}
+
+/// The worker slot a running job takes (one of `SBM_WORKER_CONCURRENCY`). It is given back when
+/// the job ends, or earlier by a job that has nothing left to do but wait.
+#[derive(Debug, Default)]
+pub struct Slot(std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>);
+
+impl Slot {
+    pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        Slot(std::sync::Mutex::new(Some(permit)))
+    }
+
+    pub fn release(&self) {
+        self.0.lock().expect("never poisoned").take();
+    }
 }
 
 impl Claim<'_> {

@@ -13,10 +13,18 @@ use uuid::Uuid;
 use super::JobContext;
 use crate::callbacks::delivery;
 use crate::go_metrics::GoMetricsClient;
+use crate::jobs::ClaimCursor;
 use crate::store::Db;
 
-/// Deliveries written between two refreshes of the queue tables' planner statistics.
-const ANALYZE_EVERY: u64 = 50_000;
+/// Deliveries written before the first refresh of the queue tables' planner statistics. Each
+/// later refresh waits for as many again as were written before it, up to `ANALYZE_AT_MOST`:
+/// the statistics follow a table that grows from empty, and a million-event tick analyses five
+/// times, not twenty (each `analyze` of the grown tables took over a second).
+const ANALYZE_FIRST: u64 = 50_000;
+const ANALYZE_AT_MOST: u64 = 1_000_000;
+/// How often the spreader starts from the first unspread event, not after the last event it
+/// spread (`ClaimCursor`): about the longest an event committed behind that place waits.
+const FULL_SPREAD_EVERY: Duration = Duration::from_secs(1);
 
 /// Runs ticks every `interval` until `shutdown`.
 pub async fn run_ticker(
@@ -46,6 +54,8 @@ pub async fn run_deliveries(ctx: Arc<JobContext>, shutdown: CancellationToken) {
     let worker = format!("deliver-{}-{}", std::process::id(), Uuid::new_v4().simple());
     let mut last_sweep = Instant::now() - Duration::from_secs(3600);
     let mut written_since_analyze = 0;
+    let mut written_before_analyze = 0;
+    let mut spread_cursor = ClaimCursor::new(FULL_SPREAD_EVERY);
     while !shutdown.is_cancelled() {
         if last_sweep.elapsed() >= Duration::from_secs(1) {
             last_sweep = Instant::now();
@@ -53,10 +63,12 @@ pub async fn run_deliveries(ctx: Arc<JobContext>, shutdown: CancellationToken) {
                 tracing::warn!(error = %err, "sweeping callback leases failed");
             }
         }
-        let busy = match delivery::pass(&ctx.delivery(), &worker).await {
+        let busy = match delivery::pass(&ctx.delivery(), &worker, &mut spread_cursor).await {
             Ok(done) => {
                 written_since_analyze += done.deliveries_written;
-                if written_since_analyze >= ANALYZE_EVERY {
+                let due = written_before_analyze.clamp(ANALYZE_FIRST, ANALYZE_AT_MOST);
+                if written_since_analyze >= due {
+                    written_before_analyze += written_since_analyze;
                     written_since_analyze = 0;
                     if let Err(err) = delivery::refresh_statistics(&ctx.db).await {
                         tracing::warn!(error = %err, "analysing the delivery tables failed");

@@ -147,10 +147,12 @@ pub async fn run_background(ctx: Arc<JobContext>, shutdown: CancellationToken) {
     }
 }
 
-/// One delivery pass with this context (see [`crate::callbacks::delivery::pass`]).
+/// One delivery pass with this context (see [`crate::callbacks::delivery::pass`]), spreading
+/// every event not yet spread.
 pub async fn delivery_pass(
     ctx: &JobContext,
     worker: &str,
 ) -> Result<crate::callbacks::delivery::PassDone, crate::domain::Error> {
-    crate::callbacks::delivery::pass(&ctx.delivery(), worker).await
+    let mut spread_every_event = crate::jobs::ClaimCursor::new(std::time::Duration::ZERO);
+    crate::callbacks::delivery::pass(&ctx.delivery(), worker, &mut spread_every_event).await
 }

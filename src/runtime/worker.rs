@@ -7,19 +7,37 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::JobContext;
 use crate::jobs::outcome::lost_lease;
-use crate::jobs::{after, Claim, Failure, Job, Outcome};
-use crate::store::jobs::{self as sql, JobRow};
+use crate::jobs::{after, Claim, ClaimCursor, Failure, Job, Outcome, Slot};
+use crate::store::jobs::{self as sql, JobRow, QueuePosition};
 use crate::store::{self, subscriptions as subscription_sql, Tx};
 use crate::subscriptions::model::Subscription;
 use crate::{callbacks, integrations, scheduling, sending};
 
+/// How often a worker claims from the head of the queue, not after its last place
+/// (`ClaimCursor`): about the longest a job that landed behind that place waits, and how soon
+/// after it expired a lease is noticed.
+const FULL_CLAIM_EVERY: Duration = Duration::from_secs(1);
+
 pub struct Worker {
     id: String,
     ctx: Arc<JobContext>,
+    /// One per job talking to the peers (a send gives its slot back while its batch commits).
     permits: Arc<Semaphore>,
+    /// Every job started and not yet ended.
+    jobs: TaskTracker,
+    cursor: std::sync::Mutex<ClaimCursor<QueuePosition>>,
+}
+
+/// What one claim started.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    pub jobs: usize,
+    /// Whether the claim looked at the whole queue, not only past the worker's last place.
+    pub full_claim: bool,
 }
 
 impl Worker {
@@ -30,22 +48,37 @@ impl Worker {
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
         let permits = Arc::new(Semaphore::new(ctx.concurrency.max(1)));
-        Worker { id, ctx, permits }
+        let cursor = std::sync::Mutex::new(ClaimCursor::new(FULL_CLAIM_EVERY));
+        Worker {
+            id,
+            ctx,
+            permits,
+            jobs: TaskTracker::new(),
+            cursor,
+        }
     }
 
-    /// Claims as many due jobs as there are free slots and starts them; returns how many.
-    pub async fn claim_and_start(&self) -> Result<usize, store::Error> {
+    /// Claims as many due jobs as there are free slots and starts them.
+    pub async fn claim_and_start(&self) -> Result<Started, store::Error> {
         let free = self.permits.available_permits();
+        let nothing = Started {
+            jobs: 0,
+            full_claim: true,
+        };
         if free == 0 {
-            return Ok(0);
+            return Ok(Started {
+                full_claim: false,
+                ..nothing
+            });
         }
         let now = store::now();
         if self.ctx.db.backend() == store::Backend::Sqlite {
             let mut conn = self.ctx.db.acquire().await?;
             if !sql::any_claimable(conn.conn(), now).await? {
-                return Ok(0);
+                return Ok(nothing);
             }
         }
+        let from = self.cursor.lock().expect("never poisoned").start();
         let mut tx = self.ctx.db.begin().await?;
         let rows = sql::claim_jobs(
             tx.conn(),
@@ -53,10 +86,22 @@ impl Worker {
             now,
             after(now, self.ctx.effects.jobs.lease),
             free as i64,
+            from,
         )
         .await?;
         tx.commit().await?;
         let claimed = rows.len();
+        let furthest = rows
+            .iter()
+            .map(|r| QueuePosition {
+                run_at: r.run_at,
+                id: r.id,
+            })
+            .max();
+        self.cursor
+            .lock()
+            .expect("never poisoned")
+            .claimed(furthest);
         // The send jobs of the batch read their subscriptions in one query, not one each.
         let send_ids: Vec<uuid::Uuid> = rows
             .iter()
@@ -82,15 +127,17 @@ impl Worker {
             let ctx = self.ctx.clone();
             let worker = self.id.clone();
             let prefetched = prefetched.clone();
-            tokio::spawn(async move {
+            self.jobs.spawn(async move {
                 let subscription = row
                     .subscription_id
                     .and_then(|id| prefetched.get(&id).cloned());
-                run_job(&ctx, &worker, &row, subscription).await;
-                drop(permit);
+                run_job(&ctx, &worker, &row, &Slot::new(permit), subscription).await;
             });
         }
-        Ok(claimed)
+        Ok(Started {
+            jobs: claimed,
+            full_claim: from.is_none(),
+        })
     }
 
     async fn prefetch(&self, ids: &[uuid::Uuid]) -> Result<Vec<Subscription>, store::Error> {
@@ -101,14 +148,11 @@ impl Worker {
         subscription_sql::get_subscriptions(conn.conn(), ids).await
     }
 
-    /// Waits until every started job has ended.
+    /// Waits until every started job has ended (not only given its slot back).
     pub async fn wait_idle(&self) {
-        let all = self.ctx.concurrency.max(1) as u32;
-        let _all = self
-            .permits
-            .acquire_many(all)
-            .await
-            .expect("the semaphore is never closed");
+        self.jobs.close();
+        self.jobs.wait().await;
+        self.jobs.reopen();
     }
 
     /// Runs every job that is due now, and the jobs those write, until none is due. For tests
@@ -117,8 +161,12 @@ impl Worker {
         loop {
             let started = self.claim_and_start().await?;
             self.wait_idle().await;
-            if started == 0 {
-                return Ok(());
+            if started.jobs == 0 {
+                if started.full_claim {
+                    return Ok(());
+                }
+                // A claim past the worker's last place misses jobs behind it.
+                self.cursor.lock().expect("never poisoned").rewind();
             }
         }
     }
@@ -128,7 +176,7 @@ impl Worker {
         tracing::info!(worker = %self.id, concurrency = self.ctx.concurrency, "worker started");
         while !shutdown.is_cancelled() {
             let started = match self.claim_and_start().await {
-                Ok(n) => n,
+                Ok(started) => started.jobs,
                 Err(err) => {
                     tracing::warn!(error = ?err, "could not claim jobs");
                     0
@@ -150,9 +198,15 @@ impl Worker {
     }
 }
 
-async fn run_job(ctx: &JobContext, worker: &str, row: &JobRow, subscription: Option<Subscription>) {
+async fn run_job(
+    ctx: &JobContext,
+    worker: &str,
+    row: &JobRow,
+    slot: &Slot,
+    subscription: Option<Subscription>,
+) {
     let started = std::time::Instant::now();
-    let claim = Claim { row, worker };
+    let claim = Claim { row, worker, slot };
     let mut payload = row.payload.0.clone();
     // Sends written by a tick keep their subscription id in the row only (store::ticks).
     if let (Some(id), Some(fields)) = (row.subscription_id, payload.as_object_mut()) {

@@ -16,6 +16,10 @@ use crate::store::{jobs as jobs_sql, Db};
 use crate::subscriptions::{self, Sent};
 
 const BATCH: usize = 256;
+/// Sends queued behind the batch being written. A send gives its worker slot back once queued
+/// (`sending::job`), so this also bounds the sends a worker holds beyond its concurrency: each is
+/// a task of some kilobytes, and four batches' worth lifted the 1M tick's peak RSS past 150 MiB.
+const WAITING: usize = BATCH;
 
 /// One accepted message, to be recorded.
 pub struct Completion {
@@ -43,25 +47,32 @@ pub struct Completer {
 impl Completer {
     /// Starts the committer task; it ends when the last `Completer` is dropped.
     pub fn start(db: Db, effects: Effects) -> Completer {
-        let (queue, receiver) = mpsc::channel(BATCH * 4);
+        let (queue, receiver) = mpsc::channel(WAITING);
         tokio::spawn(run(db, effects, receiver));
         Completer { queue }
     }
 
-    /// Records the send; returns once its transaction has committed.
-    pub async fn complete(&self, completion: Completion) -> Result<(), Failure> {
+    /// Hands the send to the committer; returns once it is queued, with what awaits its
+    /// commit. The queue is bounded, so a committer that falls behind holds the senders here.
+    pub async fn submit(&self, completion: Completion) -> Result<Committing, Failure> {
         let (done, result) = oneshot::channel();
-        let lost = || Failure {
-            retryable: true,
-            message: "the send committer stopped".into(),
-            process_status: None,
-            metric: None,
-        };
         self.queue
             .send((completion, done))
             .await
-            .map_err(|_| lost())?;
-        match result.await {
+            .map_err(|_| committer_stopped())?;
+        Ok(Committing { result })
+    }
+}
+
+/// A send queued for the committer.
+pub struct Committing {
+    result: oneshot::Receiver<Result<(), String>>,
+}
+
+impl Committing {
+    /// Waits for the batch holding the send to commit.
+    pub async fn committed(self) -> Result<(), Failure> {
+        match self.result.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(Failure {
                 retryable: true,
@@ -69,8 +80,17 @@ impl Completer {
                 process_status: None,
                 metric: None,
             }),
-            Err(_) => Err(lost()),
+            Err(_) => Err(committer_stopped()),
         }
+    }
+}
+
+fn committer_stopped() -> Failure {
+    Failure {
+        retryable: true,
+        message: "the send committer stopped".into(),
+        process_status: None,
+        metric: None,
     }
 }
 

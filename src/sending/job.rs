@@ -6,7 +6,8 @@
 //! 3. post the outbound to the Message Sender, with a send id (the job's task id) that stays
 //!    the same on retries;
 //! 4. in one transaction: record the send (advance, or complete and start the next set) and
-//!    finish the job. A crash between 3 and 4 re-runs the job after its lease: the message may
+//!    finish the job. The job gives its worker slot back as soon as the committer has queued it
+//!    (`SBM_WORKER_CONCURRENCY` counts sends in progress with the peers, not waits on commits). A crash between 3 and 4 re-runs the job after its lease: the message may
 //!    then reach the Message Sender twice, but with the same send id, and the subscription
 //!    still advances once.
 
@@ -104,7 +105,10 @@ async fn send_message(
         outbound_id,
         send_id,
     };
-    ctx.completer.complete(completion).await
+    let committing = ctx.completer.submit(completion).await?;
+    // Done with the peers: the worker's slot goes to the next job while the batch commits.
+    claim.slot.release();
+    committing.committed().await
 }
 
 async fn read_subscription(db: &Db, id: Uuid) -> Result<Option<Subscription>, Failure> {

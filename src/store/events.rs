@@ -255,13 +255,32 @@ pub async fn get_event(conn: Conn<'_>, event_id: Uuid) -> Result<Option<EventRow
 /// however often this runs. A callback gets only events committed after it became active (see
 /// [`activate_callback`]), and a user's callback URL gets one delivery of an event however many
 /// of their subscriptions match it: the oldest matching subscription's (docs/events.md).
-/// Returns (events spread, deliveries written).
-pub async fn spread_events(conn: Conn<'_>, limit: i64, now: DateTime<Utc>) -> Result<(u64, u64)> {
+///
+/// With `after`, only events with a greater id: each event spread leaves a dead entry at the
+/// head of `event_unspread_idx` until a vacuum, and a spread from the head steps over all of
+/// them (see `crate::jobs::ClaimCursor`).
+pub async fn spread_events(
+    conn: Conn<'_>,
+    limit: i64,
+    now: DateTime<Utc>,
+    after: Option<i64>,
+) -> Result<Spread> {
     let fan_out = fan_out_sql(conn.backend());
+    // Event ids start at 1.
+    let after = after.unwrap_or(0);
     match conn {
-        Conn::Postgres(c) => spread_postgres(c, &fan_out, limit, now).await,
-        Conn::Sqlite(c) => spread_sqlite(c, &fan_out, limit, now).await,
+        Conn::Postgres(c) => spread_postgres(c, &fan_out, limit, now, after).await,
+        Conn::Sqlite(c) => spread_sqlite(c, &fan_out, limit, now, after).await,
     }
+}
+
+/// What one [`spread_events`] did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spread {
+    pub events: u64,
+    pub deliveries: u64,
+    /// The greatest id of the events it took.
+    pub last: Option<i64>,
 }
 
 const MARK_SPREAD: &str =
@@ -303,17 +322,20 @@ async fn spread_postgres(
     fan_out: &str,
     limit: i64,
     now: DateTime<Utc>,
-) -> Result<(u64, u64)> {
+    after: i64,
+) -> Result<Spread> {
     prefer_index_walks(&mut *c).await?;
     // Lock the batch so that other workers spread other events meanwhile.
     let ids: Vec<i64> = sqlx::query_scalar(
-        "select id from event where spread_at is null order by id limit $1 for update skip locked",
+        "select id from event where spread_at is null and id > $2 order by id limit $1 \
+        for update skip locked",
     )
     .bind(limit)
+    .bind(after)
     .fetch_all(&mut *c)
     .await?;
     let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
-        return Ok((0, 0));
+        return Ok(Spread::default());
     };
     // The range may hold events another worker has locked; `spread_at is null` and the
     // conflict rule make fanning them out here too harmless.
@@ -336,7 +358,11 @@ async fn spread_postgres(
         .execute(&mut *c)
         .await?
         .rows_affected();
-    Ok((marked, fanned))
+    Ok(Spread {
+        events: marked,
+        deliveries: fanned,
+        last: Some(*last),
+    })
 }
 
 async fn spread_sqlite(
@@ -344,15 +370,18 @@ async fn spread_sqlite(
     fan_out: &str,
     limit: i64,
     now: DateTime<Utc>,
-) -> Result<(u64, u64)> {
+    after: i64,
+) -> Result<Spread> {
     let range: (Option<i64>, Option<i64>) = sqlx::query_as(
-        "select min(id), max(id) from (select id from event where spread_at is null order by id limit $1)",
+        "select min(id), max(id) from (select id from event where spread_at is null and id > $2 \
+        order by id limit $1)",
     )
     .bind(limit)
+    .bind(after)
     .fetch_one(&mut *c)
     .await?;
     let (Some(first), Some(last)) = range else {
-        return Ok((0, 0));
+        return Ok(Spread::default());
     };
     let fanned = sqlx::query(fan_out)
         .bind(first)
@@ -368,7 +397,11 @@ async fn spread_sqlite(
         .execute(&mut *c)
         .await?
         .rows_affected();
-    Ok((marked, fanned))
+    Ok(Spread {
+        events: marked,
+        deliveries: fanned,
+        last: Some(last),
+    })
 }
 
 /// Marks events unspread again (from `since` on), so that the spreader passes over them anew.

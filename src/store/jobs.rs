@@ -57,20 +57,37 @@ pub async fn insert_job(conn: Conn<'_>, job: &NewJob<'_>, now: DateTime<Utc>) ->
     Ok(done > 0)
 }
 
-/// Claims up to `limit` due jobs for `worker` until `lease_until`: pending jobs whose time has
-/// come (oldest first), and running jobs whose worker let the lease expire (it died). Each claim
-/// counts as an attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once
-/// without taking the same job; SQLite's write lock serialises the claims instead.
+/// Where a claim starts in the queue of due jobs: after the job at this place in its
+/// `(run_at, id)` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueuePosition {
+    pub run_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+/// Claims up to `limit` due jobs for `worker` until `lease_until`. Each claim counts as an
+/// attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once without
+/// taking the same job; SQLite's write lock serialises the claims instead.
 ///
-/// Both kinds are picked in their own materialised subquery, each walking its own partial
-/// index, so a claim costs the same with ten pending jobs or a million (an `IN (... limit ...)`
-/// or an `OR` of the two made PostgreSQL rescan or sort the whole queue per claim).
+/// With no `after`, a full claim: pending jobs whose time has come, oldest first, and running
+/// jobs whose worker let the lease expire (it died). With `after`, only pending jobs past that
+/// place in the queue. On PostgreSQL every claimed job leaves a dead entry at the head of
+/// `job_pending_idx` until a vacuum; a full claim steps over all of them, so in a tick of a
+/// million sends the late claims each walked thousands of index pages. A worker therefore
+/// starts where its last claim ended, and makes a full claim now and then for the jobs that
+/// landed behind it and for expired leases (`crate::jobs::ClaimCursor`).
+///
+/// Both kinds of the full claim are picked in their own materialised subquery, each walking its
+/// own partial index, so a claim costs the same with ten pending jobs or a million (an
+/// `IN (... limit ...)` or an `OR` of the two made PostgreSQL rescan or sort the whole queue per
+/// claim).
 pub async fn claim_jobs(
     conn: Conn<'_>,
     worker: &str,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: i64,
+    after: Option<QueuePosition>,
 ) -> Result<Vec<JobRow>> {
     // `id = any(array(…))` keeps the update a primary-key lookup whatever the planner
     // believes of a queue table's size (see `claim_deliveries`).
@@ -84,31 +101,42 @@ pub async fn claim_jobs(
             locked_until = $2, updated_at = $3 \
         where id = any(array(select id from due) || array(select id from lost)) \
         returning *";
+    const POSTGRES_AFTER: &str = "with due as materialized ( \
+            select id from job where state = 'pending' and run_at <= $3 \
+                and (run_at, id) > ($5, $6) \
+            order by run_at, id limit $4 for update skip locked) \
+        update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
+            locked_until = $2, updated_at = $3 \
+        where id = any(array(select id from due)) \
+        returning *";
     const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
             locked_until = $2, updated_at = $3 \
         where id in (select id from job where state = 'pending' and run_at <= $3 order by run_at, id limit $4) \
            or id in (select id from job where state = 'running' and locked_until < $3 order by locked_until limit $4) \
         returning *";
-    Ok(match conn {
-        Conn::Postgres(c) => {
-            sqlx::query_as(POSTGRES)
-                .bind(worker)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *c)
-                .await?
+    const SQLITE_AFTER: &str =
+        "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
+            locked_until = $2, updated_at = $3 \
+        where id in (select id from job where state = 'pending' and run_at <= $3 \
+            and (run_at, id) > ($5, $6) order by run_at, id limit $4) \
+        returning *";
+    let sql = match (&conn, after.is_some()) {
+        (Conn::Postgres(_), false) => POSTGRES,
+        (Conn::Postgres(_), true) => POSTGRES_AFTER,
+        (Conn::Sqlite(_), false) => SQLITE,
+        (Conn::Sqlite(_), true) => SQLITE_AFTER,
+    };
+    let (after_run_at, after_id) = after.map_or((now, 0), |p| (p.run_at, p.id));
+    let rows = on_conn!(conn, c => {
+        let query = sqlx::query_as(sql).bind(worker).bind(lease_until).bind(now).bind(limit);
+        // The full claims have no $5 and $6.
+        if after.is_some() {
+            query.bind(after_run_at).bind(after_id).fetch_all(&mut *c).await?
+        } else {
+            query.fetch_all(&mut *c).await?
         }
-        Conn::Sqlite(c) => {
-            sqlx::query_as(SQLITE)
-                .bind(worker)
-                .bind(lease_until)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *c)
-                .await?
-        }
-    })
+    });
+    Ok(rows)
 }
 
 /// Whether a claim would find anything, read without taking SQLite's write lock: an idle

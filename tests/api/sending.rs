@@ -24,6 +24,7 @@ on_both_backends!(
     deactivating_or_deleting_a_subscription_disables_its_scheduler_schedule,
     the_send_endpoint_takes_the_scheduler_token_and_refuses_unknown_subscriptions,
     a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease,
+    a_send_that_lands_behind_the_workers_place_in_the_queue_still_goes_out,
     two_workers_on_one_database_never_send_a_message_twice,
     a_worker_process_killed_mid_send_leaves_the_send_to_another_worker,
     a_worker_paused_past_its_lease_has_its_late_outcome_discarded,
@@ -614,7 +615,7 @@ async fn a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease(back
     let now = sbm::store::now();
     let mut tx = w.app.db.begin().await.unwrap();
     let lease_end = now + chrono::Duration::milliseconds(500);
-    let claimed = sbm::store::jobs::claim_jobs(tx.conn(), "dead-worker", now, lease_end, 10)
+    let claimed = sbm::store::jobs::claim_jobs(tx.conn(), "dead-worker", now, lease_end, 10, None)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -632,6 +633,48 @@ async fn a_job_left_by_a_dead_worker_is_finished_by_another_after_its_lease(back
     worker.drain().await.unwrap();
     assert_eq!(w.peers.outbounds().len(), 1);
     assert_eq!(w.subscription(&id).await["next_sequence_number"], 2);
+}
+
+/// The worker claims after the place its last claim reached (`jobs::ClaimCursor`); a job that
+/// lands behind it (a transaction that took a lower id committing late, a job made due early)
+/// is found by the full claim the worker makes once a second.
+async fn a_send_that_lands_behind_the_workers_place_in_the_queue_still_goes_out(backend: Backend) {
+    let Some(w) = world(backend).await else {
+        return;
+    };
+    let set = w.text_set("set", 3).await;
+    let first = w.subscribe(json!({"messageset": set})).await;
+    let scheduler_id = w.scheduler_id(&first).await;
+    w.peers.fire(&scheduler_id).await;
+    w.outbound_count_becomes(1).await;
+    let identity = "00000000-0000-4000-8000-000000000002";
+    w.peers.add_address(identity, "+27820000002");
+    let second = w
+        .subscribe(json!({"messageset": set, "identity": identity}))
+        .await;
+    w.scheduler_id(&second).await;
+    w.settle().await;
+
+    // A send due a day ago: behind every job the worker has claimed.
+    let payload = json!({"kind": "send_message", "subscription_id": second, "resend": false});
+    let now = sbm::store::now();
+    let job = sbm::store::jobs::NewJob {
+        kind: "send_message",
+        payload: &payload,
+        max_attempts: 5,
+        run_at: now - chrono::Duration::days(1),
+        dedupe_key: None,
+        subscription_id: Some(second.parse().unwrap()),
+    };
+    let mut tx = w.app.db.begin().await.unwrap();
+    assert!(sbm::store::jobs::insert_job(tx.conn(), &job, now)
+        .await
+        .unwrap());
+    tx.commit().await.unwrap();
+
+    w.outbound_count_becomes(2).await;
+    assert_eq!(w.peers.outbounds()[1]["to_identity"], identity);
+    w.next_sequence_becomes(&second, 2).await;
 }
 
 async fn two_workers_on_one_database_never_send_a_message_twice(backend: Backend) {
