@@ -73,17 +73,32 @@ pub struct Claim<'a> {
 }
 
 /// The worker slot a running job takes (one of `SBM_WORKER_CONCURRENCY`). It is given back when
-/// the job ends, or earlier by a job that has nothing left to do but wait.
-#[derive(Debug, Default)]
-pub struct Slot(std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>);
+/// the job ends, or earlier by a job whose rest is only waiting ([`Slot::hand_off`]).
+#[derive(Default)]
+pub struct Slot {
+    permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    rest: std::sync::Mutex<Option<futures_util::future::BoxFuture<'static, Outcome>>>,
+}
 
 impl Slot {
     pub fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
-        Slot(std::sync::Mutex::new(Some(permit)))
+        Slot {
+            permit: std::sync::Mutex::new(Some(permit)),
+            rest: std::sync::Mutex::new(None),
+        }
     }
 
-    pub fn release(&self) {
-        self.0.lock().expect("never poisoned").take();
+    /// Gives the slot back and leaves `rest` (a wait that needs no peer) for the runtime to
+    /// await once the job body has returned `Ok`: its outcome is then the job's. The body's
+    /// own state is freed meanwhile, so a job waiting here costs little memory.
+    pub fn hand_off(&self, rest: impl std::future::Future<Output = Outcome> + Send + 'static) {
+        *self.rest.lock().expect("never poisoned") = Some(Box::pin(rest));
+        self.permit.lock().expect("never poisoned").take();
+    }
+
+    /// What a job handed off, if it did.
+    pub fn take_rest(&self) -> Option<futures_util::future::BoxFuture<'static, Outcome>> {
+        self.rest.lock().expect("never poisoned").take()
     }
 }
 

@@ -220,12 +220,17 @@ async fn run_job(
             "the worker running this job stopped before it finished, too often",
             None,
         )),
-        Ok(job) => execute(ctx, &claim, job, subscription).await,
+        // Boxed, so that the task of a job that handed off its rest holds only that rest.
+        Ok(job) => Box::pin(execute(ctx, &claim, job, subscription)).await,
+    };
+    let outcome = match (outcome, slot.take_rest()) {
+        (Ok(()), Some(rest)) => rest.await,
+        (outcome, _) => outcome,
     };
     metrics::histogram!("sbm_job_duration_seconds", "kind" => row.kind.clone())
         .record(started.elapsed().as_secs_f64());
     if let Err(failure) = outcome {
-        record_failure_patiently(ctx, &claim, &failure).await;
+        Box::pin(record_failure_patiently(ctx, &claim, &failure)).await;
     }
 }
 

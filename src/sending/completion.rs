@@ -17,9 +17,12 @@ use crate::subscriptions::{self, Sent};
 
 const BATCH: usize = 256;
 /// Sends queued behind the batch being written. A send gives its worker slot back once queued
-/// (`sending::job`), so this also bounds the sends a worker holds beyond its concurrency: each is
-/// a task of some kilobytes, and four batches' worth lifted the 1M tick's peak RSS past 150 MiB.
-const WAITING: usize = BATCH;
+/// (`sending::job`), so this also bounds the sends a worker holds beyond its concurrency, each a
+/// task in memory: four batches' worth took the 1M tick's peak RSS to 163 MiB, one to 141 MiB.
+/// SQLite writes one transaction at a time, and a longer queue there bought no sends per second,
+/// only memory (100k: the same rate, 13–23 MiB more).
+const WAITING_POSTGRES: usize = BATCH;
+const WAITING_SQLITE: usize = BATCH / 8;
 
 /// One accepted message, to be recorded.
 pub struct Completion {
@@ -47,7 +50,11 @@ pub struct Completer {
 impl Completer {
     /// Starts the committer task; it ends when the last `Completer` is dropped.
     pub fn start(db: Db, effects: Effects) -> Completer {
-        let (queue, receiver) = mpsc::channel(WAITING);
+        let waiting = match db.backend() {
+            crate::store::Backend::Postgres => WAITING_POSTGRES,
+            crate::store::Backend::Sqlite => WAITING_SQLITE,
+        };
+        let (queue, receiver) = mpsc::channel(waiting);
         tokio::spawn(run(db, effects, receiver));
         Completer { queue }
     }

@@ -107,8 +107,8 @@ async fn send_message(
     };
     let committing = ctx.completer.submit(completion).await?;
     // Done with the peers: the worker's slot goes to the next job while the batch commits.
-    claim.slot.release();
-    committing.committed().await
+    claim.slot.hand_off(committing.committed());
+    Ok(())
 }
 
 async fn read_subscription(db: &Db, id: Uuid) -> Result<Option<Subscription>, Failure> {
