@@ -357,6 +357,10 @@ async fn record_failure(
     let row = claim.row;
     let now = store::now();
     let mut tx = ctx.db.begin().await?;
+    let send_of = row.subscription_id.filter(|_| row.kind == "send_message");
+    if let Some(subscription) = send_of {
+        subscription_sql::lock_subscriptions(tx.conn(), &[subscription]).await?;
+    }
     let retry = failure.retryable && row.attempts < row.max_attempts;
     let held = if retry {
         let run_at = after(now, ctx.effects.jobs.retry_delay(row.attempts));
@@ -378,7 +382,7 @@ async fn record_failure(
         lost_lease(row, claim.worker);
         return Ok(());
     }
-    if let Some(subscription) = row.subscription_id.filter(|_| row.kind == "send_message") {
+    if let Some(subscription) = send_of {
         record_send_failure(&mut tx, ctx, row, subscription, failure, retry).await?;
     }
     tx.commit().await

@@ -12,7 +12,7 @@ use crate::effects::{follow_all, Change, Effects};
 use crate::jobs::Failure;
 use crate::model::content::MessageSet;
 use crate::model::subscriptions::Subscription;
-use crate::store::{jobs as jobs_sql, Db};
+use crate::store::{jobs as jobs_sql, subscriptions as subscription_sql, Db};
 use crate::subscriptions::{self, Sent};
 
 const BATCH: usize = 256;
@@ -130,6 +130,8 @@ async fn commit(
     completions: &[Completion],
 ) -> Result<(), crate::domain::Error> {
     let mut tx = db.begin().await?;
+    let subscriptions: Vec<uuid::Uuid> = completions.iter().map(|c| c.subscription.id).collect();
+    subscription_sql::lock_subscriptions(tx.conn(), &subscriptions).await?;
     let completions = held_only(&mut tx, completions).await?;
     let sent: Vec<Sent> = completions.iter().filter_map(|c| c.sent.clone()).collect();
     let advanced = subscriptions::record_sent_many(&mut tx, &sent).await?;
