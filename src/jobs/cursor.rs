@@ -5,8 +5,8 @@
 //! million sends the last claims each read thousands of index pages, and the send rate fell
 //! with N. A claimer therefore claims after the place its last claim reached. Rows can land
 //! behind that place (a transaction that took a lower id committing later, a job made due
-//! early by hand, an event marked unspread again), and leases expire behind it, so once per
-//! `full_claim_every` it claims from the head again.
+//! early by hand, an event marked unspread again), so once per `full_claim_every` it claims
+//! from the head again.
 
 use std::time::{Duration, Instant};
 

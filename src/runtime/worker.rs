@@ -18,8 +18,7 @@ use crate::subscriptions::model::Subscription;
 use crate::{callbacks, integrations, scheduling, sending};
 
 /// How often a worker claims from the head of the queue, not after its last place
-/// (`ClaimCursor`): about the longest a job that landed behind that place waits, and how soon
-/// after it expired a lease is noticed.
+/// (`ClaimCursor`): about the longest a job that landed behind that place waits.
 const FULL_CLAIM_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Worker {

@@ -69,13 +69,13 @@ pub struct QueuePosition {
 /// attempt. On PostgreSQL, `skip locked` lets any number of workers claim at once without
 /// taking the same job; SQLite's write lock serialises the claims instead.
 ///
-/// With no `after`, a full claim: pending jobs whose time has come, oldest first, and running
-/// jobs whose worker let the lease expire (it died). With `after`, only pending jobs past that
-/// place in the queue. On PostgreSQL every claimed job leaves a dead entry at the head of
+/// Pending jobs whose time has come, oldest first (with `after`, only those past that place in
+/// the queue), and running jobs whose worker let the lease expire (it died). On PostgreSQL every claimed job leaves a dead entry at the head of
 /// `job_pending_idx` until a vacuum; a full claim steps over all of them, so in a tick of a
 /// million sends the late claims each walked thousands of index pages. A worker therefore
 /// starts where its last claim ended, and makes a full claim now and then for the jobs that
-/// landed behind it and for expired leases (`crate::jobs::ClaimCursor`).
+/// landed behind it (`crate::jobs::ClaimCursor`). Every claim looks for expired leases, so a
+/// dead worker's jobs are taken over as soon as their lease ends, as before.
 ///
 /// Both kinds of the full claim are picked in their own materialised subquery, each walking its
 /// own partial index, so a claim costs the same with ten pending jobs or a million (an
@@ -104,10 +104,13 @@ pub async fn claim_jobs(
     const POSTGRES_AFTER: &str = "with due as materialized ( \
             select id from job where state = 'pending' and run_at <= $3 \
                 and (run_at, id) > ($5, $6) \
-            order by run_at, id limit $4 for update skip locked) \
+            order by run_at, id limit $4 for update skip locked), \
+        lost as materialized ( \
+            select id from job where state = 'running' and locked_until < $3 \
+            order by locked_until limit $4 for update skip locked) \
         update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
             locked_until = $2, updated_at = $3 \
-        where id = any(array(select id from due)) \
+        where id = any(array(select id from due) || array(select id from lost)) \
         returning *";
     const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
             locked_until = $2, updated_at = $3 \
@@ -119,6 +122,7 @@ pub async fn claim_jobs(
             locked_until = $2, updated_at = $3 \
         where id in (select id from job where state = 'pending' and run_at <= $3 \
             and (run_at, id) > ($5, $6) order by run_at, id limit $4) \
+           or id in (select id from job where state = 'running' and locked_until < $3 order by locked_until limit $4) \
         returning *";
     let sql = match (&conn, after.is_some()) {
         (Conn::Postgres(_), false) => POSTGRES,
