@@ -70,8 +70,8 @@ pub struct QueuePosition {
 /// taking the same job; SQLite's write lock serialises the claims instead.
 ///
 /// Pending jobs whose time has come, oldest first (with `after`, only those past that place in
-/// the queue), and running jobs whose worker let the lease expire (it died). On PostgreSQL every claimed job leaves a dead entry at the head of
-/// `job_pending_idx` until a vacuum; a full claim steps over all of them, so in a tick of a
+/// the queue), and running jobs whose worker let the lease expire (it died). On PostgreSQL
+/// every claimed job leaves a dead entry at the head of `job_pending_idx` until a vacuum; a full claim steps over all of them, so in a tick of a
 /// million sends the late claims each walked thousands of index pages. A worker therefore
 /// starts where its last claim ended, and makes a full claim now and then for the jobs that
 /// landed behind it (`crate::jobs::ClaimCursor`). Every claim looks for expired leases, so a
@@ -89,55 +89,42 @@ pub async fn claim_jobs(
     limit: i64,
     after: Option<QueuePosition>,
 ) -> Result<Vec<JobRow>> {
+    // The pending part, with or without the cursor's `(run_at, id) > ($5, $6)`.
+    macro_rules! due {
+        ($after:literal) => {
+            concat!(
+                "select id from job where state = 'pending' and run_at <= $3",
+                $after,
+                " order by run_at, id limit $4"
+            )
+        };
+    }
+    const LOST: &str = "select id from job where state = 'running' and locked_until < $3 \
+        order by locked_until limit $4";
+    const UPDATE: &str = "update job set state = 'running', attempts = attempts + 1, \
+        locked_by = $1, locked_until = $2, updated_at = $3";
     // `id = any(array(…))` keeps the update a primary-key lookup whatever the planner
     // believes of a queue table's size (see `claim_deliveries`).
-    const POSTGRES: &str = "with due as materialized ( \
-            select id from job where state = 'pending' and run_at <= $3 \
-            order by run_at, id limit $4 for update skip locked), \
-        lost as materialized ( \
-            select id from job where state = 'running' and locked_until < $3 \
-            order by locked_until limit $4 for update skip locked) \
-        update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id = any(array(select id from due) || array(select id from lost)) \
-        returning *";
-    const POSTGRES_AFTER: &str = "with due as materialized ( \
-            select id from job where state = 'pending' and run_at <= $3 \
-                and (run_at, id) > ($5, $6) \
-            order by run_at, id limit $4 for update skip locked), \
-        lost as materialized ( \
-            select id from job where state = 'running' and locked_until < $3 \
-            order by locked_until limit $4 for update skip locked) \
-        update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id = any(array(select id from due) || array(select id from lost)) \
-        returning *";
-    const SQLITE: &str = "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id in (select id from job where state = 'pending' and run_at <= $3 order by run_at, id limit $4) \
-           or id in (select id from job where state = 'running' and locked_until < $3 order by locked_until limit $4) \
-        returning *";
-    const SQLITE_AFTER: &str =
-        "update job set state = 'running', attempts = attempts + 1, locked_by = $1, \
-            locked_until = $2, updated_at = $3 \
-        where id in (select id from job where state = 'pending' and run_at <= $3 \
-            and (run_at, id) > ($5, $6) order by run_at, id limit $4) \
-           or id in (select id from job where state = 'running' and locked_until < $3 order by locked_until limit $4) \
-        returning *";
-    let sql = match (&conn, after.is_some()) {
-        (Conn::Postgres(_), false) => POSTGRES,
-        (Conn::Postgres(_), true) => POSTGRES_AFTER,
-        (Conn::Sqlite(_), false) => SQLITE,
-        (Conn::Sqlite(_), true) => SQLITE_AFTER,
+    let sql = |due: &str| match &conn {
+        Conn::Postgres(_) => format!(
+            "with due as materialized ({due} for update skip locked), \
+            lost as materialized ({LOST} for update skip locked) \
+            {UPDATE} where id = any(array(select id from due) || array(select id from lost)) \
+            returning *"
+        ),
+        Conn::Sqlite(_) => {
+            format!("{UPDATE} where id in ({due}) or id in ({LOST}) returning *")
+        }
     };
-    let (after_run_at, after_id) = after.map_or((now, 0), |p| (p.run_at, p.id));
+    let sql = match after {
+        None => sql(due!("")),
+        Some(_) => sql(due!(" and (run_at, id) > ($5, $6)")),
+    };
     let rows = on_conn!(conn, c => {
-        let query = sqlx::query_as(sql).bind(worker).bind(lease_until).bind(now).bind(limit);
-        // The full claims have no $5 and $6.
-        if after.is_some() {
-            query.bind(after_run_at).bind(after_id).fetch_all(&mut *c).await?
-        } else {
-            query.fetch_all(&mut *c).await?
+        let query = sqlx::query_as(&sql).bind(worker).bind(lease_until).bind(now).bind(limit);
+        match after {
+            Some(p) => query.bind(p.run_at).bind(p.id).fetch_all(&mut *c).await?,
+            None => query.fetch_all(&mut *c).await?,
         }
     });
     Ok(rows)
