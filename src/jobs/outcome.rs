@@ -74,7 +74,6 @@ pub struct Claim<'a> {
 
 /// The worker slot a running job takes (one of `SBM_WORKER_CONCURRENCY`). It is given back when
 /// the job ends, or earlier by a job whose rest is only waiting ([`Slot::hand_off`]).
-#[derive(Default)]
 pub struct Slot {
     permit: std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     rest: std::sync::Mutex<Option<futures_util::future::BoxFuture<'static, Outcome>>>,

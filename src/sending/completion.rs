@@ -19,10 +19,11 @@ const BATCH: usize = 256;
 /// Sends queued behind the batch being written. A send gives its worker slot back once queued
 /// (`sending::job`), so this also bounds the sends a worker holds beyond its concurrency, each a
 /// task in memory: four batches' worth took the 1M tick's peak RSS to 163 MiB, one to 141 MiB.
-/// SQLite writes one transaction at a time, and a longer queue there bought no sends per second,
-/// only memory (100k: the same rate, 13–23 MiB more).
+/// SQLite writes one transaction at a time; there a batch pays its wait for the write lock and
+/// its commit once for all its sends, so longer batches help, but each send waiting holds
+/// memory: at 100k, 128 waiting peaked at 130 MiB, 256 at 141–152 MiB (docs/benchmarks.md).
 const WAITING_POSTGRES: usize = BATCH;
-const WAITING_SQLITE: usize = BATCH / 8;
+const WAITING_SQLITE: usize = BATCH / 2;
 
 /// One accepted message, to be recorded.
 pub struct Completion {
