@@ -21,7 +21,8 @@ use crate::{callbacks, integrations, scheduling, sending};
 /// (`ClaimCursor`): about the longest a job that landed behind that place waits.
 const FULL_CLAIM_EVERY: Duration = Duration::from_secs(1);
 
-/// A busy worker claims again once this share of its slots is free (`Worker::claim_at_least`).
+/// On SQLite a busy worker claims again once this share of its slots is free
+/// (`Worker::claim_at_least`).
 const CLAIM_SHARE: usize = 8;
 
 pub struct Worker {
@@ -150,11 +151,16 @@ impl Worker {
         subscription_sql::get_subscriptions(conn.conn(), ids).await
     }
 
-    /// Free slots a busy worker waits for before it claims again. Claiming for each slot as it
-    /// came free made a write transaction of one or two jobs at a time, hundreds a second at
-    /// full load.
+    /// Free slots a busy worker waits for before it claims again. On SQLite, claiming for each
+    /// slot as it came free made many small write transactions, each holding the one write lock
+    /// the send committer waits for. On PostgreSQL claims do not queue behind each other, and a
+    /// slot left idle while more free up is a send not in flight (the 1M tick ran 7 % slower
+    /// with it, in one pair); there a free slot is claimed for straight away.
     fn claim_at_least(&self) -> u32 {
-        (self.ctx.concurrency / CLAIM_SHARE).max(1) as u32
+        match self.ctx.db.backend() {
+            store::Backend::Sqlite => (self.ctx.concurrency / CLAIM_SHARE).max(1) as u32,
+            store::Backend::Postgres => 1,
+        }
     }
 
     /// Waits until every started job has ended (not only given its slot back).
