@@ -21,7 +21,7 @@ const BATCH: usize = 256;
 /// task in memory: four batches' worth took the 1M tick's peak RSS to 163 MiB, one to 141 MiB.
 /// SQLite writes one transaction at a time; there a batch pays its wait for the write lock and
 /// its commit once for all its sends, so longer batches help, but each send waiting holds
-/// memory: at 100k, 128 waiting peaked at 130 MiB, 256 at 141–152 MiB (docs/benchmarks.md).
+/// memory: at 100k, 128 waiting peaked at 130–136 MiB, 256 at 141–152 MiB (docs/benchmarks.md).
 const WAITING_POSTGRES: usize = BATCH;
 const WAITING_SQLITE: usize = BATCH / 2;
 

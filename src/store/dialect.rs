@@ -53,7 +53,7 @@ pub(super) async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Resul
 /// WAL pages (4 KiB each) a commit may leave before it copies them back into the database file
 /// and syncs it (a checkpoint). SQLite's default of 1,000 made every few dozen send batches pay
 /// a checkpoint inside their commit (a 100,000-send tick's commits: 3.0 ms on average, 8.9 ms at
-/// the 90th percentile); at 10,000 (a WAL of up to 40 MiB) fewer checkpoints run, and a page
+/// the 90th percentile); at 10,000 (a WAL of about 40 MiB) fewer checkpoints run, and a page
 /// written many times between two of them is copied once (1.7 ms and 1.1 ms).
 const SQLITE_CHECKPOINT_PAGES: u32 = 10_000;
 
