@@ -71,13 +71,14 @@ pub struct QueuePosition {
 ///
 /// Pending jobs whose time has come, oldest first (with `after`, only those past that place in
 /// the queue), and running jobs whose worker let the lease expire (it died). On PostgreSQL
-/// every claimed job leaves a dead entry at the head of `job_pending_idx` until a vacuum; a full claim steps over all of them, so in a tick of a
-/// million sends the late claims each walked thousands of index pages. A worker therefore
-/// starts where its last claim ended, and makes a full claim now and then for the jobs that
-/// landed behind it (`crate::jobs::ClaimCursor`). Every claim looks for expired leases, so a
-/// dead worker's jobs are taken over as soon as their lease ends, as before.
+/// every claimed job leaves a dead entry at the head of `job_pending_idx` until a vacuum; a
+/// claim from the head steps over all of them, so in a tick of a million sends the late claims
+/// each walked thousands of index pages. A worker therefore starts where its last claim ended,
+/// and claims from the head now and then for the jobs that landed behind it
+/// (`crate::jobs::ClaimCursor`). Every claim looks for expired leases, so a dead worker's jobs
+/// are taken over as soon as their lease ends, as before.
 ///
-/// Both kinds of the full claim are picked in their own materialised subquery, each walking its
+/// The two kinds are picked in their own materialised subquery, each walking its
 /// own partial index, so a claim costs the same with ten pending jobs or a million (an
 /// `IN (... limit ...)` or an `OR` of the two made PostgreSQL rescan or sort the whole queue per
 /// claim).

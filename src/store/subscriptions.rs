@@ -57,25 +57,24 @@ pub async fn get_subscription(conn: Conn<'_>, id: Uuid) -> Result<Option<Subscri
     Ok(on_conn!(conn, c => sqlx::query_as(SQL).bind(id).fetch_optional(&mut *c).await)?)
 }
 
-/// Reads the row and, on PostgreSQL, locks it until the transaction ends, so that a
-/// read-modify-write (an API update, a send's advance) cannot lose a concurrent change. SQLite
-/// transactions here already hold the database's write lock.
 /// Locks the subscriptions' rows in id order, ahead of their send jobs (PostgreSQL; SQLite's
 /// single writer needs none). A request for a send locks the subscription and then writes its
 /// job; a transaction that finishes or retries a send job and then updates the subscription
 /// must take the same order, or the two deadlock (seen: a resend against a failed send's retry).
 pub async fn lock_subscriptions(conn: Conn<'_>, ids: &[Uuid]) -> Result<()> {
     if let Conn::Postgres(c) = conn {
-        let mut sorted = ids.to_vec();
-        sorted.sort();
+        // `order by id` is the order the rows are locked in.
         sqlx::query("select id from subscription where id = any($1) order by id for update")
-            .bind(sorted)
+            .bind(ids)
             .execute(&mut *c)
             .await?;
     }
     Ok(())
 }
 
+/// Reads the row and, on PostgreSQL, locks it until the transaction ends, so that a
+/// read-modify-write (an API update, a send's advance) cannot lose a concurrent change. SQLite
+/// transactions here already hold the database's write lock.
 pub async fn lock_subscription(conn: Conn<'_>, id: Uuid) -> Result<Option<Subscription>> {
     Ok(match conn {
         Conn::Postgres(c) => {
