@@ -142,11 +142,13 @@ impl App {
             public_origin,
             wake.clone(),
         )?;
+        let effects = Arc::new(jobs.effects.clone());
         let state = AppState {
             db: db.clone(),
             settings: Arc::new(settings),
             media: MediaStore::new(config.media.media_root.clone()),
-            effects: Arc::new(jobs.effects.clone()),
+            creations: http::creations::Creations::start(db.clone(), effects.clone(), wake.clone()),
+            effects,
             scheduler_inbound_token: jobs.scheduler_inbound_token.clone(),
             send_dedupe_window: Duration::from_secs(config.send.dedupe_window_secs),
             tokens: Arc::new(crate::auth::cache::TokenCache::new(Duration::from_millis(

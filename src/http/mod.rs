@@ -16,6 +16,7 @@ pub use crate::wire::time as wire;
 
 mod binary_content;
 mod callbacks;
+pub mod creations;
 mod events;
 mod failed_tasks;
 mod health;
@@ -87,6 +88,8 @@ pub struct AppState {
     pub instance_name: String,
     /// Quiet hours of message sets that have none of their own (SBM_SEND_WINDOW).
     pub send_window: Option<crate::content::zone::SendWindow>,
+    /// Subscription creations of concurrent requests, batched into transactions.
+    pub creations: creations::Creations,
 }
 
 impl AppState {

@@ -192,10 +192,7 @@ pub async fn list(
 async fn create_from(state: &AppState, user: i64, body: &Value) -> ApiResult<Subscription> {
     let mut fields = SubscriptionFields::default();
     read_fields(body, Mode::Create, &mut fields)?;
-    let mut tx = state.begin().await?;
-    let created = subscriptions::create(&mut tx, &state.effects, fields, Some(user)).await?;
-    state.commit(tx).await?;
-    Ok(created)
+    state.creations.create(fields, user).await
 }
 
 #[utoipa::path(post, path = "/api/v1/subscriptions/", tag = "subscriptions", request_body = SubscriptionIn,

@@ -5,13 +5,14 @@
 /// Old path of [`crate::model::subscriptions`], kept while the step-7 branches merge.
 pub use crate::model::subscriptions as model;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::content::{check_reference, is_language_code, LANGUAGE_ERROR};
+use crate::content::{is_language_code, LANGUAGE_ERROR};
 pub use crate::domain::{Error, Result};
-use crate::effects::{follow, Change, Effects};
+use crate::effects::{follow, follow_all, Change, Effects};
 use crate::model::content::MessageSet;
 use crate::model::subscriptions::{status, Subscription, SubscriptionFields};
 use crate::store::content::{self as content_sql, Table};
@@ -19,9 +20,42 @@ use crate::store::subscriptions::{self as sql, Advance};
 use crate::store::{self, Tx};
 use crate::validation::{missing_pk, FieldErrors};
 
+/// The message sets and schedules that fields name, each read once per transaction (a batch of
+/// creations mostly names the same few).
+#[derive(Default)]
+struct References {
+    message_sets: HashMap<i64, Option<MessageSet>>,
+    schedules: HashMap<i64, bool>,
+}
+
+impl References {
+    async fn message_set(&mut self, tx: &mut Tx, id: i64) -> Result<Option<MessageSet>> {
+        if let Some(set) = self.message_sets.get(&id) {
+            return Ok(set.clone());
+        }
+        let set = content_sql::get_message_set(tx.conn(), id).await?;
+        self.message_sets.insert(id, set.clone());
+        Ok(set)
+    }
+
+    async fn schedule_exists(&mut self, tx: &mut Tx, id: i64) -> Result<bool> {
+        if let Some(&exists) = self.schedules.get(&id) {
+            return Ok(exists);
+        }
+        let exists = content_sql::exists(tx.conn(), Table::Schedule, id).await?;
+        self.schedules.insert(id, exists);
+        Ok(exists)
+    }
+}
+
 /// Checks the fields; returns the message set they name (read once, for its default schedule
 /// too).
-async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Result<MessageSet> {
+async fn validate(
+    tx: &mut Tx,
+    effects: &Effects,
+    f: &SubscriptionFields,
+    references: &mut References,
+) -> Result<MessageSet> {
     let mut errors = FieldErrors::new();
     if let Some(zone) = &f.timezone {
         if let Err(message) = crate::content::zone::check_zone(zone, effects.scheduler_mode) {
@@ -52,13 +86,15 @@ async fn validate(tx: &mut Tx, effects: &Effects, f: &SubscriptionFields) -> Res
     if f.metadata.as_ref().is_some_and(|m| !m.is_object()) {
         errors.add("metadata", "Expected a JSON object.");
     }
-    // The same test as `check_reference`, by reading the row it tests for.
-    let set = content_sql::get_message_set(tx.conn(), f.message_set_id).await?;
+    // The same tests as `content::check_reference`, by reading the rows they test for.
+    let set = references.message_set(tx, f.message_set_id).await?;
     if set.is_none() {
         errors.add("messageset", missing_pk(f.message_set_id));
     }
     if let Some(schedule) = f.schedule_id {
-        check_reference(tx, &mut errors, "schedule", Table::Schedule, schedule).await?;
+        if !references.schedule_exists(tx, schedule).await? {
+            errors.add("schedule", missing_pk(schedule));
+        }
     }
     errors.into_result()?;
     set.ok_or(Error::NotFound)
@@ -72,17 +108,48 @@ fn schedule_for(set: &MessageSet, f: &SubscriptionFields) -> i64 {
 pub async fn create(
     tx: &mut Tx,
     effects: &Effects,
-    mut f: SubscriptionFields,
+    f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    let set = validate(tx, effects, &f).await?;
-    f.initial_sequence_number = f.initial_sequence_number.or(Some(f.next_sequence_number));
-    let schedule = schedule_for(&set, &f);
-    let created =
-        sql::insert_subscription(tx.conn(), Uuid::new_v4(), &f, schedule, user, store::now())
-            .await?;
-    follow(tx, effects, Change::SubscriptionCreated(&created)).await?;
-    Ok(created)
+    let mut created = create_many(tx, effects, vec![(f, user)]).await?;
+    created.pop().expect("one outcome for each creation")
+}
+
+/// [`create`] for many subscriptions in one transaction, each with its own user: the message
+/// sets and schedules they name are read once, and their events, metric rows and jobs are
+/// written together. Returns each creation's outcome in order: one whose fields are refused
+/// writes nothing and gets its error, the others are created. An error of the database is the
+/// whole call's (the transaction is then to be rolled back).
+pub async fn create_many(
+    tx: &mut Tx,
+    effects: &Effects,
+    creations: Vec<(SubscriptionFields, Option<i64>)>,
+) -> Result<Vec<Result<Subscription>>> {
+    let mut references = References::default();
+    let mut outcomes = Vec::with_capacity(creations.len());
+    for (mut f, user) in creations {
+        let set = match validate(tx, effects, &f, &mut references).await {
+            Ok(set) => set,
+            Err(refused @ Error::Invalid(_)) => {
+                outcomes.push(Err(refused));
+                continue;
+            }
+            Err(other) => return Err(other),
+        };
+        f.initial_sequence_number = f.initial_sequence_number.or(Some(f.next_sequence_number));
+        let schedule = schedule_for(&set, &f);
+        let id = Uuid::new_v4();
+        let created =
+            sql::insert_subscription(tx.conn(), id, &f, schedule, user, store::now()).await?;
+        outcomes.push(Ok(created));
+    }
+    let changes: Vec<Change> = outcomes
+        .iter()
+        .flatten()
+        .map(Change::SubscriptionCreated)
+        .collect();
+    follow_all(tx, effects, &changes).await?;
+    Ok(outcomes)
 }
 
 /// Reads and locks a subscription for a read-modify-write in this transaction.
@@ -100,7 +167,7 @@ pub async fn update(
     f: SubscriptionFields,
     user: Option<i64>,
 ) -> Result<Subscription> {
-    let set = validate(tx, effects, &f).await?;
+    let set = validate(tx, effects, &f, &mut References::default()).await?;
     let schedule = schedule_for(&set, &f);
     let after =
         sql::update_subscription(tx.conn(), before.id, &f, schedule, user, store::now()).await?;

@@ -11,6 +11,7 @@ on_both_backends!(
     the_hub_webhook_creates_a_subscription,
     the_hub_webhook_refuses_bad_envelopes,
     content_in_use_by_subscriptions_cannot_be_deleted,
+    concurrent_creations_each_get_their_own_answer,
 );
 
 const IDENTITY: &str = "3f4b1c2e-7a1d-4c55-9d3e-0a1b2c3d4e5f";
@@ -357,4 +358,62 @@ async fn content_in_use_by_subscriptions_cannot_be_deleted(backend: Backend) {
         .await
         .expect(409);
     assert_eq!(app.count("/api/v1/subscriptions/").await, 1);
+}
+
+/// Concurrent creations share transactions (http::creations): each request must still get its
+/// own answer, a refused one must write nothing, and each created one its one event.
+async fn concurrent_creations_each_get_their_own_answer(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let set = app.create_message_set("set", "text").await;
+    let app = &app;
+    let answers = futures_util::future::join_all((0..60).map(|n| async move {
+        let mut body = json!({"identity": IDENTITY, "messageset": set, "lang": "eng_ZA",
+            "metadata": {"n": n}});
+        match n % 3 {
+            0 => body["messageset"] = json!(999_999),
+            1 => body["schedule"] = json!(999_999),
+            _ => {}
+        }
+        let reply = app.post("/api/v1/subscriptions/", body).await;
+        (n, reply.status.as_u16(), reply.json())
+    }))
+    .await;
+    let mut created = Vec::new();
+    for (n, status, body) in answers {
+        match n % 3 {
+            0 => {
+                assert_eq!(status, 400, "{n}: {body}");
+                assert_eq!(
+                    body,
+                    json!({"messageset": ["Invalid pk \"999999\" - object does not exist."]})
+                );
+            }
+            1 => {
+                assert_eq!(status, 400, "{n}: {body}");
+                assert_eq!(
+                    body,
+                    json!({"schedule": ["Invalid pk \"999999\" - object does not exist."]})
+                );
+            }
+            _ => {
+                assert_eq!(status, 201, "{n}: {body}");
+                assert_eq!(body["metadata"], json!({"n": n}), "its own row");
+                created.push(body["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert_eq!(created.len(), 20);
+    assert_eq!(app.count("/api/v1/subscriptions/").await, 20);
+    for id in &created {
+        let path = format!("/api/v1/subscriptions/{id}/");
+        app.get(&path).await.expect(200);
+        let query = format!("/api/v1/events/?type=subscription.created&object_id={id}");
+        assert_eq!(app.count(&query).await, 1, "one event for {id}");
+    }
+    assert_eq!(
+        app.count("/api/v1/events/?type=subscription.created").await,
+        20
+    );
 }
