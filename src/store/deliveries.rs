@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::dialect::prefer_index_walks;
 use super::filter::{count_and_page_ordered, Condition};
-use super::{on_conn, Conn, Page, Result, Slice};
+use super::{on_conn, sqlite_lists, Conn, Page, Result, Slice};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct DeliveryRow {
@@ -211,16 +211,21 @@ pub async fn claim_deliveries(
             if claimed.is_empty() {
                 return Ok(Vec::new());
             }
-            let mut qb = QueryBuilder::new(CLAIMED_WORK);
-            let mut ids = qb.separated(", ");
-            for id in &claimed {
-                ids.push_bind(*id);
-            }
-            qb.push(") order by d.callback_id, e.id");
-            Ok(qb.build_query_as().fetch_all(&mut *c).await?)
+            let sql = format!(
+                "{CLAIMED_WORK}select value from json_each($1)) order by d.callback_id, e.id"
+            );
+            Ok(sqlx::query_as(&sql)
+                .bind(sqlite_lists::ints(&claimed))
+                .fetch_all(&mut *c)
+                .await?)
         }
     }
 }
+
+const ATTEMPT_LOG: &str = "insert into delivery_attempt (delivery_id, attempted_at, status_code, \
+    duration_ms, response_body, error, next_attempt_at) ";
+const SUCCEEDED: &str = "update delivery set state = 'succeeded', locked_until = null, \
+    last_error = null, delivered_at = ";
 
 /// The outcome of one attempt of one delivery.
 #[derive(Debug, Clone)]
@@ -247,45 +252,88 @@ pub async fn record_attempts(
     if outcomes.is_empty() {
         return Ok(());
     }
-    on_conn!(conn, c => {
-        // 1000 rows of 7 values stay under SQLite's limit of bound parameters.
-        for chunk in outcomes.chunks(1000) {
-            let mut log = QueryBuilder::new(
-                "insert into delivery_attempt (delivery_id, attempted_at, status_code, duration_ms, response_body, error, next_attempt_at) ",
-            );
-            log.push_values(chunk, |mut row, o| {
-                row.push_bind(o.delivery_id)
-                    .push_bind(o.attempted_at)
-                    .push_bind(o.status_code)
-                    .push_bind(o.duration_ms)
-                    .push_bind(o.response_body.clone())
-                    .push_bind(o.error.clone())
-                    .push_bind(o.next_attempt_at);
-            });
-            log.build().execute(&mut *c).await?;
-        }
-
-        let mut succeeded: std::collections::BTreeMap<Option<i32>, Vec<i64>> = Default::default();
-        for o in outcomes.iter().filter(|o| o.state == "succeeded") {
-            succeeded.entry(o.status_code).or_default().push(o.delivery_id);
-        }
-        for (status, ids) in &succeeded {
-            for chunk in ids.chunks(1000) {
-                let mut done = QueryBuilder::new(
-                    "update delivery set state = 'succeeded', locked_until = null, last_error = null, delivered_at = ",
-                );
-                done.push_bind(now).push(", updated_at = ").push_bind(now);
-                done.push(", last_status_code = ").push_bind(*status);
-                done.push(" where state = 'running' and locked_by = ").push_bind(worker);
-                done.push(" and id in (");
-                let mut list = done.separated(", ");
-                for id in chunk {
-                    list.push_bind(*id);
-                }
-                done.push(")");
-                done.build().execute(&mut *c).await?;
+    let mut succeeded: std::collections::BTreeMap<Option<i32>, Vec<i64>> = Default::default();
+    for o in outcomes.iter().filter(|o| o.state == "succeeded") {
+        succeeded
+            .entry(o.status_code)
+            .or_default()
+            .push(o.delivery_id);
+    }
+    let conn = match conn {
+        Conn::Postgres(c) => {
+            // 1000 rows of 7 values stay under the limit of bound parameters.
+            for chunk in outcomes.chunks(1000) {
+                let mut log = QueryBuilder::new(ATTEMPT_LOG);
+                log.push_values(chunk, |mut row, o| {
+                    row.push_bind(o.delivery_id)
+                        .push_bind(o.attempted_at)
+                        .push_bind(o.status_code)
+                        .push_bind(o.duration_ms)
+                        .push_bind(o.response_body.clone())
+                        .push_bind(o.error.clone())
+                        .push_bind(o.next_attempt_at);
+                });
+                log.build().execute(&mut *c).await?;
             }
+            for (status, ids) in &succeeded {
+                for chunk in ids.chunks(1000) {
+                    let mut done = QueryBuilder::new(SUCCEEDED);
+                    done.push_bind(now).push(", updated_at = ").push_bind(now);
+                    done.push(", last_status_code = ").push_bind(*status);
+                    done.push(" where state = 'running' and locked_by = ")
+                        .push_bind(worker);
+                    done.push(" and id in (");
+                    let mut list = done.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    done.push(")");
+                    done.build().execute(&mut *c).await?;
+                }
+            }
+            Conn::Postgres(c)
         }
+        Conn::Sqlite(c) => {
+            let rows: Vec<_> = outcomes
+                .iter()
+                .map(|o| {
+                    let at = sqlite_lists::time(o.attempted_at);
+                    let next = o.next_attempt_at.map(sqlite_lists::time);
+                    (
+                        o.delivery_id,
+                        at,
+                        o.status_code,
+                        o.duration_ms,
+                        &o.response_body,
+                        &o.error,
+                        next,
+                    )
+                })
+                .collect();
+            sqlx::query(&format!(
+                "{ATTEMPT_LOG}select value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+                 value ->> 4, value ->> 5, value ->> 6 from json_each($1)"
+            ))
+            .bind(sqlite_lists::rows(&rows))
+            .execute(&mut *c)
+            .await?;
+            for (status, ids) in &succeeded {
+                sqlx::query(&format!(
+                    "{SUCCEEDED}$1, updated_at = $1, last_status_code = $2 \
+                     where state = 'running' and locked_by = $3 \
+                     and id in (select value from json_each($4))"
+                ))
+                .bind(now)
+                .bind(*status)
+                .bind(worker)
+                .bind(sqlite_lists::ints(ids))
+                .execute(&mut *c)
+                .await?;
+            }
+            Conn::Sqlite(c)
+        }
+    };
+    on_conn!(conn, c => {
         for o in outcomes.iter().filter(|o| o.state != "succeeded") {
             sqlx::query(
                 "update delivery set state = $3, next_attempt_at = coalesce($4, next_attempt_at), \

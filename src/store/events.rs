@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{FromRow, QueryBuilder};
+use sqlx::FromRow;
 use uuid::Uuid;
 
 use super::dialect::prefer_index_walks;
 use super::filter::{count_and_page_ordered, Condition};
-use super::{on_conn, Conn, Page, Result, Slice};
+use super::{on_conn, sqlite_lists, Conn, Page, Result, Slice};
 
 pub use super::callbacks::*;
 pub use super::deliveries::*;
@@ -70,18 +70,16 @@ pub async fn take_sequences(
                 .await?
         }
         Conn::Sqlite(c) => {
-            let mut qb = QueryBuilder::new(
-                "insert into event_sequence (object_type, object_id, last_sequence) ",
-            );
-            qb.push_values(&wanted, |mut row, w| {
-                row.push_bind(w.0).push_bind(w.1.clone()).push_bind(w.2);
-            });
-            qb.push(
-                " on conflict (object_type, object_id) \
-                 do update set last_sequence = last_sequence + excluded.last_sequence \
-                 returning object_type, object_id, last_sequence",
-            );
-            qb.build_query_as().fetch_all(&mut *c).await?
+            // `where true`: SQLite's parser needs it between a select and `on conflict`.
+            const SQL: &str = "insert into event_sequence (object_type, object_id, last_sequence) \
+                select value ->> 0, value ->> 1, value ->> 2 from json_each($1) where true \
+                on conflict (object_type, object_id) \
+                do update set last_sequence = last_sequence + excluded.last_sequence \
+                returning object_type, object_id, last_sequence";
+            sqlx::query_as(SQL)
+                .bind(sqlite_lists::rows(&wanted))
+                .fetch_all(&mut *c)
+                .await?
         }
     };
     Ok(rows
@@ -219,19 +217,30 @@ pub async fn insert_events(
                 .await?;
         }
         Conn::Sqlite(c) => {
-            let mut qb = QueryBuilder::new(
-                "insert into event (event_id, type, object_type, object_id, sequence, occurred_at, data) ",
-            );
-            qb.push_values(events, |mut row, e| {
-                row.push_bind(e.event_id)
-                    .push_bind(e.event_type)
-                    .push_bind(e.object_type)
-                    .push_bind(e.object_id.clone())
-                    .push_bind(e.sequence)
-                    .push_bind(now)
-                    .push_bind(e.data.to_string());
-            });
-            qb.build().execute(&mut *c).await?;
+            // `data` goes as a JSON string holding its text, so that the stored text is
+            // serde_json's, as on the other paths.
+            const SQL: &str = "insert into event (event_id, type, object_type, object_id, sequence, occurred_at, data) \
+                select unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4, $2, value ->> 5 \
+                from json_each($1)";
+            let rows: Vec<(String, &str, &str, &str, i64, String)> = events
+                .iter()
+                .map(|e| {
+                    let id = sqlite_lists::hex(e.event_id);
+                    (
+                        id,
+                        e.event_type,
+                        e.object_type,
+                        e.object_id.as_str(),
+                        e.sequence,
+                        e.data.to_string(),
+                    )
+                })
+                .collect();
+            sqlx::query(SQL)
+                .bind(sqlite_lists::rows(&rows))
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::filter::count_and_page_ordered;
 use super::filter::{Condition, Value as FilterValue};
-use super::{on_conn, Conn, Page, Result, Slice};
+use super::{on_conn, sqlite_lists, Conn, Page, Result, Slice};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobRow {
@@ -253,17 +253,30 @@ pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<Ve
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(on_conn!(conn, c => {
-        let mut qb = sqlx::QueryBuilder::new("delete from job where state = 'running' and locked_by = ");
-        qb.push_bind(worker.to_string());
-        qb.push(" and id in (");
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
+    Ok(match conn {
+        Conn::Postgres(c) => {
+            let mut qb =
+                sqlx::QueryBuilder::new("delete from job where state = 'running' and locked_by = ");
+            qb.push_bind(worker.to_string());
+            qb.push(" and id in (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(") returning id");
+            qb.build_query_scalar().fetch_all(&mut *c).await?
         }
-        qb.push(") returning id");
-        qb.build_query_scalar().fetch_all(&mut *c).await?
-    }))
+        Conn::Sqlite(c) => {
+            sqlx::query_scalar(
+                "delete from job where state = 'running' and locked_by = $1 \
+                 and id in (select value from json_each($2)) returning id",
+            )
+            .bind(worker)
+            .bind(sqlite_lists::ints(ids))
+            .fetch_all(&mut *c)
+            .await?
+        }
+    })
 }
 
 /// Puts one failed job back in the queue with fresh attempts, unless an equal unfinished job

@@ -11,6 +11,7 @@ mod error;
 pub mod filter;
 pub mod integration_messages;
 pub mod integrations;
+mod sqlite_lists;
 
 pub mod admin;
 pub mod audit;

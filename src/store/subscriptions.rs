@@ -6,7 +6,7 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::filter::{count_and_page_ordered, Condition};
-use super::{on_conn, Conn, Page, Result, Slice};
+use super::{on_conn, sqlite_lists, Conn, Page, Result, Slice};
 use crate::model::content::Message;
 use crate::model::subscriptions::{Subscription, SubscriptionFields};
 
@@ -240,24 +240,34 @@ pub async fn advance_many(
                 .await?)
         }
         Conn::Sqlite(c) => {
-            let mut qb = sqlx::QueryBuilder::new("with v(id, sent, next, completed, clear) as (");
-            qb.push_values(items, |mut row, item| {
-                row.push_bind(item.id)
-                    .push_bind(item.advance.sent_sequence_number)
-                    .push_bind(item.advance.next_sequence_number)
-                    .push_bind(item.advance.completed)
-                    .push_bind(item.advance.clear_prepend);
-            });
-            qb.push(
-                ") update subscription set next_sequence_number = v.next, completed = v.completed, \
+            const SQL: &str = "with v(id, sent, next, completed, clear) as (\
+                 select unhex(value ->> 0), value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+                 from json_each($1)) \
+                 update subscription set next_sequence_number = v.next, completed = v.completed, \
                  active = case when v.completed then 0 else active end, \
                  process_status = case when v.completed then 2 else 0 end, \
                  metadata = case when v.clear then json_remove(metadata, '$.prepend_next_delivery') else metadata end, \
-                 updated_at = ",
-            );
-            qb.push_bind(now);
-            qb.push(" from v where subscription.id = v.id and subscription.next_sequence_number = v.sent returning *");
-            Ok(qb.build_query_as().fetch_all(&mut *c).await?)
+                 updated_at = $2 \
+                 from v where subscription.id = v.id and subscription.next_sequence_number = v.sent returning *";
+            let rows: Vec<(String, i32, i32, bool, bool)> = items
+                .iter()
+                .map(|i| {
+                    let a = &i.advance;
+                    let id = sqlite_lists::hex(i.id);
+                    (
+                        id,
+                        a.sent_sequence_number,
+                        a.next_sequence_number,
+                        a.completed,
+                        a.clear_prepend,
+                    )
+                })
+                .collect();
+            Ok(sqlx::query_as(SQL)
+                .bind(sqlite_lists::rows(&rows))
+                .bind(now)
+                .fetch_all(&mut *c)
+                .await?)
         }
     }
 }
@@ -267,15 +277,25 @@ pub async fn get_subscriptions(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(on_conn!(conn, c => {
-        let mut qb = sqlx::QueryBuilder::new("select * from subscription where id in (");
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
+    Ok(match conn {
+        Conn::Postgres(c) => {
+            let mut qb = sqlx::QueryBuilder::new("select * from subscription where id in (");
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(")");
+            qb.build_query_as().fetch_all(&mut *c).await?
         }
-        qb.push(")");
-        qb.build_query_as().fetch_all(&mut *c).await?
-    }))
+        Conn::Sqlite(c) => {
+            sqlx::query_as(
+                "select * from subscription where id in (select unhex(value) from json_each($1))",
+            )
+            .bind(sqlite_lists::uuids(ids))
+            .fetch_all(&mut *c)
+            .await?
+        }
+    })
 }
 
 /// Counts one more user send waiting behind the subscription's unfinished one.
@@ -290,15 +310,25 @@ pub async fn take_queued_sends(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(on_conn!(conn, c => {
-        let mut qb = sqlx::QueryBuilder::new(
-            "update subscription set queued_sends = queued_sends - 1 where queued_sends > 0 and id in (",
-        );
-        let mut list = qb.separated(", ");
-        for id in ids {
-            list.push_bind(*id);
+    const SET: &str =
+        "update subscription set queued_sends = queued_sends - 1 where queued_sends > 0 and id in (";
+    Ok(match conn {
+        Conn::Postgres(c) => {
+            let mut qb = sqlx::QueryBuilder::new(SET);
+            let mut list = qb.separated(", ");
+            for id in ids {
+                list.push_bind(*id);
+            }
+            qb.push(") returning *");
+            qb.build_query_as().fetch_all(&mut *c).await?
         }
-        qb.push(") returning *");
-        qb.build_query_as().fetch_all(&mut *c).await?
-    }))
+        Conn::Sqlite(c) => {
+            sqlx::query_as(&format!(
+                "{SET}select unhex(value) from json_each($1)) returning *"
+            ))
+            .bind(sqlite_lists::uuids(ids))
+            .fetch_all(&mut *c)
+            .await?
+        }
+    })
 }
