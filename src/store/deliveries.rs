@@ -276,20 +276,16 @@ pub async fn record_attempts(
                 log.build().execute(&mut *c).await?;
             }
             for (status, ids) in &succeeded {
-                for chunk in ids.chunks(1000) {
-                    let mut done = QueryBuilder::new(SUCCEEDED);
-                    done.push_bind(now).push(", updated_at = ").push_bind(now);
-                    done.push(", last_status_code = ").push_bind(*status);
-                    done.push(" where state = 'running' and locked_by = ")
-                        .push_bind(worker);
-                    done.push(" and id in (");
-                    let mut list = done.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    done.push(")");
-                    done.build().execute(&mut *c).await?;
-                }
+                sqlx::query(&format!(
+                    "{SUCCEEDED}$1, updated_at = $1, last_status_code = $2 \
+                     where state = 'running' and locked_by = $3 and id = any($4)"
+                ))
+                .bind(now)
+                .bind(*status)
+                .bind(worker)
+                .bind(ids)
+                .execute(&mut *c)
+                .await?;
             }
             Conn::Postgres(c)
         }

@@ -255,16 +255,14 @@ pub async fn finish_jobs(conn: Conn<'_>, ids: &[i64], worker: &str) -> Result<Ve
     }
     Ok(match conn {
         Conn::Postgres(c) => {
-            let mut qb =
-                sqlx::QueryBuilder::new("delete from job where state = 'running' and locked_by = ");
-            qb.push_bind(worker.to_string());
-            qb.push(" and id in (");
-            let mut list = qb.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            qb.push(") returning id");
-            qb.build_query_scalar().fetch_all(&mut *c).await?
+            sqlx::query_scalar(
+                "delete from job where state = 'running' and locked_by = $1 and id = any($2) \
+                 returning id",
+            )
+            .bind(worker)
+            .bind(ids)
+            .fetch_all(&mut *c)
+            .await?
         }
         Conn::Sqlite(c) => {
             sqlx::query_scalar(

@@ -279,13 +279,10 @@ pub async fn get_subscriptions(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
     }
     Ok(match conn {
         Conn::Postgres(c) => {
-            let mut qb = sqlx::QueryBuilder::new("select * from subscription where id in (");
-            let mut list = qb.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            qb.push(")");
-            qb.build_query_as().fetch_all(&mut *c).await?
+            sqlx::query_as("select * from subscription where id = any($1)")
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?
         }
         Conn::Sqlite(c) => {
             sqlx::query_as(
@@ -314,13 +311,10 @@ pub async fn take_queued_sends(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
         "update subscription set queued_sends = queued_sends - 1 where queued_sends > 0 and id in (";
     Ok(match conn {
         Conn::Postgres(c) => {
-            let mut qb = sqlx::QueryBuilder::new(SET);
-            let mut list = qb.separated(", ");
-            for id in ids {
-                list.push_bind(*id);
-            }
-            qb.push(") returning *");
-            qb.build_query_as().fetch_all(&mut *c).await?
+            sqlx::query_as(&format!("{SET}select unnest($1::uuid[])) returning *"))
+                .bind(ids)
+                .fetch_all(&mut *c)
+                .await?
         }
         Conn::Sqlite(c) => {
             sqlx::query_as(&format!(
