@@ -307,22 +307,22 @@ pub async fn take_queued_sends(conn: Conn<'_>, ids: &[Uuid]) -> Result<Vec<Subsc
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    const SET: &str =
-        "update subscription set queued_sends = queued_sends - 1 where queued_sends > 0 and id in (";
+    const POSTGRES: &str = "update subscription set queued_sends = queued_sends - 1 \
+        where queued_sends > 0 and id = any($1) returning *";
+    const SQLITE: &str = "update subscription set queued_sends = queued_sends - 1 \
+        where queued_sends > 0 and id in (select unhex(value) from json_each($1)) returning *";
     Ok(match conn {
         Conn::Postgres(c) => {
-            sqlx::query_as(&format!("{SET}select unnest($1::uuid[])) returning *"))
+            sqlx::query_as(POSTGRES)
                 .bind(ids)
                 .fetch_all(&mut *c)
                 .await?
         }
         Conn::Sqlite(c) => {
-            sqlx::query_as(&format!(
-                "{SET}select unhex(value) from json_each($1)) returning *"
-            ))
-            .bind(sqlite_lists::uuids(ids))
-            .fetch_all(&mut *c)
-            .await?
+            sqlx::query_as(SQLITE)
+                .bind(sqlite_lists::uuids(ids))
+                .fetch_all(&mut *c)
+                .await?
         }
     })
 }

@@ -83,7 +83,7 @@ pub async fn subscription_zones(conn: Conn<'_>, schedule_id: i64) -> Result<Vec<
 /// (`subscription_pkey`, `job_send_once`, the event sequence indexes) at the place the send
 /// before it left, not at a random leaf: the working set stays small however many subscribers
 /// there are, and the rate no longer falls as N grows past what `shared_buffers` holds
-/// (docs/benchmarks.md, "Sends in subscription order").
+/// (docs/benchmarks.md, "Issue 19: sends in subscription order").
 macro_rules! send_enqueue {
     (postgres, $zone:literal) => {
         send_enqueue!(@ "gen_random_uuid()", "::jsonb", $zone,
