@@ -18,6 +18,8 @@
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --integration-group
 //!     cargo bench --bench tick -- --backend postgres --n 1000000 --zones 10
 //!     cargo bench --bench tick -- --backend postgres --n 100000 --keep-db   (leaves it behind)
+//!     cargo bench --bench tick -- --backend postgres --n 1000000 --part-size 1000000   (one
+//!         transaction, as before ticks were written in parts)
 //!
 //! With `--zones K`, the subscriptions name K time zones in turn (each its own zone group of
 //! the every-minute schedule, so the tick is K claims and K INSERT … SELECTs instead of one).
@@ -62,6 +64,8 @@ struct Options {
     /// `sbm worker` process counts to run the tick with, one run each; empty: one `sbm serve`.
     workers: Vec<usize>,
     global_rate: Option<f64>,
+    /// `SBM_TICK_PART_SIZE` for the tick fired here (`--part-size`; default sbm's).
+    part_size: u64,
 }
 
 /// Most worker processes of a run (each has its own counter at the fake Message Sender).
@@ -115,6 +119,13 @@ fn options() -> Options {
             .unwrap_or_default(),
         global_rate: value("--global-rate")
             .map(|v| v.parse().expect("--global-rate takes sends per second")),
+        part_size: value("--part-size")
+            .map(|v| {
+                v.replace('_', "")
+                    .parse()
+                    .expect("--part-size takes a number")
+            })
+            .unwrap_or(sbm::config::DEFAULT_TICK_PART_SIZE),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -603,7 +614,11 @@ async fn run(o: &Options, workers: Option<usize>) -> Run {
 
     let tick_started = Instant::now();
     let minute = sbm::scheduling::minute_of(chrono::Utc::now());
-    let enqueued = sbm::scheduling::ticker::fire(&db, 6, schedule, minute)
+    let settings = sbm::scheduling::ticker::TickSettings {
+        max_attempts: 6,
+        part_size: o.part_size,
+    };
+    let enqueued = sbm::scheduling::ticker::fire(&db, settings, schedule, minute)
         .await
         .unwrap()
         .unwrap_or(0);
@@ -612,6 +627,21 @@ async fn run(o: &Options, workers: Option<usize>) -> Run {
         "tick enqueued {enqueued} sends in {:.2} s",
         enqueue_time.as_secs_f64()
     );
+    // A tick written in parts: when its last part has written its sends (each part adds its
+    // count to the tick's row).
+    let queued_sql =
+        format!("select cast(coalesce(sum(enqueued), 0) as bigint) from schedule_tick where schedule_id = {schedule}");
+    let all_queued = {
+        let db = db.clone();
+        let due = enqueued as i64;
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(3600);
+            while count(&db, &queued_sql).await < due && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            tick_started.elapsed()
+        })
+    };
 
     let mut peak_rss = idle_rss;
     let mut last_report = Instant::now();
@@ -681,7 +711,16 @@ async fn run(o: &Options, workers: Option<usize>) -> Run {
             format!("{} ({})", o.zones, BENCH_ZONES[..o.zones].join(", "))
         }
     );
-    println!("| enqueue the tick | {:.2} s |", enqueue_time.as_secs_f64());
+    println!(
+        "| enqueue the tick (its own transaction) | {:.2} s |",
+        enqueue_time.as_secs_f64()
+    );
+    let all_queued = all_queued.await.expect("the queued-sends watch ends");
+    println!(
+        "| every send of the tick queued (parts of {}) | {:.2} s after the tick |",
+        o.part_size,
+        all_queued.as_secs_f64()
+    );
     println!(
         "| last outbound accepted | {:.1} s after the tick |",
         all_sent.as_secs_f64()

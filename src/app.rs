@@ -91,6 +91,10 @@ pub fn job_context(
         send_rate,
         tick_interval: Duration::from_secs(worker.tick_interval_secs.max(1)),
         catch_up: Duration::from_secs(worker.catch_up_secs),
+        tick: crate::scheduling::ticker::TickSettings {
+            max_attempts: worker.max_attempts.max(1),
+            part_size: worker.tick_part_size.max(1),
+        },
         go_metrics,
         metrics_flush: Duration::from_secs(metrics.flush_secs.max(1)),
         content: crate::sending::content_cache::ContentCache::new(Duration::from_millis(

@@ -231,6 +231,11 @@ pub struct PeersConfig {
     pub peer_timeout_ms: u64,
 }
 
+/// A tick of at most this many sends is written in its own transaction; a larger one in parts
+/// of about this many (`scheduling::ticker`). A part of 50,000 commits in about half a second on
+/// the benchmark machine (docs/benchmarks.md, "Issue 19: a large tick in parts").
+pub const DEFAULT_TICK_PART_SIZE: u64 = 50_000;
+
 /// The background worker that runs jobs.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerConfig {
@@ -310,6 +315,15 @@ pub struct WorkerConfig {
         default_value_t = 900
     )]
     pub catch_up_secs: u64,
+    /// [Scheduler] A tick of more sends than this is written in parts of about this many, each
+    /// in its own transaction (four at a time), instead of in one transaction: sending starts
+    /// when the first part commits, and no transaction holds more than a part.
+    #[arg(
+        long = "tick-part-size",
+        env = "SBM_TICK_PART_SIZE",
+        default_value_t = DEFAULT_TICK_PART_SIZE
+    )]
+    pub tick_part_size: u64,
     /// [Worker] Milliseconds a send may use message sets and messages read earlier (a tick
     /// sends the same few messages to many people); content edits reach sends within this long.
     /// 0 reads them for every send.
@@ -341,6 +355,7 @@ impl Default for WorkerConfig {
             global_send_rate_limit: 0.0,
             tick_interval_secs: 5,
             catch_up_secs: 900,
+            tick_part_size: DEFAULT_TICK_PART_SIZE,
             content_cache_ms: 5_000,
             send_window: None,
             retention: RetentionConfig::default(),

@@ -9,6 +9,9 @@
 //!     cargo bench --bench chaos -- --backend sqlite --n 2000 --kills 10 --db-faults --lease-edge
 //!     cargo bench --bench chaos -- --backend postgres --n 20000 --kills 100 --db-faults --lease-edge
 //!
+//! The tick is written in parts of N/8 (`--part-size`), four chains of two parts each, so the
+//! kills and faults also land on the jobs that write the sends.
+//!
 //! `--db-faults`: the database goes away during the kills (PostgreSQL: `pg_terminate_backend`
 //! on sbm's connections in a loop; SQLite: a write lock held past the busy timeout), while a
 //! probe reads and writes through the API and must only see 2xx or 503 with Retry-After.
@@ -45,6 +48,9 @@ struct Options {
     db_faults: bool,
     lease_edge: bool,
     lease_secs: u64,
+    /// The tick is written in parts of this many (`--part-size`, default N/8), so that the
+    /// kills also land on the `EnqueueSendPart` jobs.
+    part_size: u64,
     postgres_admin: String,
 }
 
@@ -72,6 +78,7 @@ fn options() -> Options {
         db_faults: args.iter().any(|a| a == "--db-faults"),
         lease_edge: args.iter().any(|a| a == "--lease-edge"),
         lease_secs: number("--lease-secs", 3),
+        part_size: number("--part-size", (number("--n", 2000) / 8).max(1)),
         postgres_admin: std::env::var("SBM_BENCH_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     }
@@ -204,7 +211,11 @@ async fn main() {
     }
 
     let minute = sbm::scheduling::minute_of(chrono::Utc::now());
-    let enqueued = sbm::scheduling::ticker::fire(&db, 60, schedule, minute)
+    let settings = sbm::scheduling::ticker::TickSettings {
+        max_attempts: 60,
+        part_size: o.part_size,
+    };
+    let enqueued = sbm::scheduling::ticker::fire(&db, settings, schedule, minute)
         .await
         .unwrap()
         .unwrap_or(0);

@@ -41,6 +41,21 @@ pub enum Job {
     SendMessage { subscription_id: Uuid, resend: bool },
     /// Enqueue the sends of every ready subscription on a schedule now (one tick, on request).
     FireSchedule { schedule_id: i64 },
+    /// Enqueue a chain of parts of a large tick's sends (or of a schedule fired on request):
+    /// those of the subscriptions whose ids are in `first..=last`, then of each next range as
+    /// wide, up to `run_last`. Each part commits with the job's progress (`scheduling::ticker`).
+    EnqueueSendPart {
+        schedule_id: i64,
+        /// The tick's zone (`None`: every zone, on request) and whether it takes the
+        /// subscribers that name none.
+        zone: Option<String>,
+        unzoned: bool,
+        /// The tick's minute, whose count of sends the part adds to (`None`: on request).
+        minute: Option<DateTime<Utc>>,
+        first: Uuid,
+        last: Uuid,
+        run_last: Uuid,
+    },
     /// Compute the scheduled metrics and push them to the Go Metrics API.
     FireScheduledMetrics,
     /// WebSub verification of intent for a hub request; activates, renews, denies or ends
@@ -64,6 +79,7 @@ impl Job {
             Job::SchedulerUpdate { .. } => "scheduler_update",
             Job::SendMessage { .. } => "send_message",
             Job::FireSchedule { .. } => "fire_schedule",
+            Job::EnqueueSendPart { .. } => "enqueue_send_part",
             Job::FireScheduledMetrics => "fire_scheduled_metrics",
             Job::VerifyCallback { .. } => "verify_callback",
             Job::PushIntegration { .. } => "push_integration",
@@ -83,6 +99,7 @@ impl Job {
                 subscription_id, ..
             } => Some(*subscription_id),
             Job::FireSchedule { .. }
+            | Job::EnqueueSendPart { .. }
             | Job::FireScheduledMetrics
             | Job::VerifyCallback { .. }
             | Job::PushIntegration { .. } => None,
@@ -104,6 +121,7 @@ impl Job {
             Job::SendMessage { .. }
             | Job::SchedulerDisable { .. }
             | Job::SchedulerUpdate { .. }
+            | Job::EnqueueSendPart { .. }
             | Job::VerifyCallback { .. } => None,
         }
     }
@@ -166,13 +184,22 @@ pub fn after(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
 /// Writes the job in the caller's transaction. `false` when an equal job (same dedupe key) is
 /// already waiting or running.
 pub async fn enqueue(tx: &mut Tx, settings: &JobSettings, job: &Job) -> store::Result<bool> {
+    enqueue_with_attempts(tx, settings.max_attempts, job).await
+}
+
+/// [`enqueue`] for a caller that has only the attempts setting (the ticker).
+pub async fn enqueue_with_attempts(
+    tx: &mut Tx,
+    max_attempts: i32,
+    job: &Job,
+) -> store::Result<bool> {
     let payload = serde_json::to_value(job).expect("jobs serialise");
     let dedupe_key = job.dedupe_key();
     let now = store::now();
     let new = sql::NewJob {
         kind: job.kind(),
         payload: &payload,
-        max_attempts: settings.max_attempts,
+        max_attempts,
         run_at: now,
         dedupe_key: dedupe_key.as_deref(),
         subscription_id: job.subscription_id(),

@@ -112,6 +112,32 @@ impl Claim<'_> {
         Ok(held)
     }
 
+    /// Records in `tx` that the job has come as far as `job` says, so that a worker taking it
+    /// over starts from there, and renews its lease until `lease_until`. `false` when this
+    /// worker lost the job: the caller must then roll back.
+    pub async fn record_progress(
+        &self,
+        tx: &mut Tx,
+        job: &crate::jobs::Job,
+        lease_until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, Failure> {
+        let payload = serde_json::to_value(job).expect("jobs serialise");
+        let now = crate::store::now();
+        let held = sql::record_progress(
+            tx.conn(),
+            self.row.id,
+            self.worker,
+            &payload,
+            lease_until,
+            now,
+        )
+        .await?;
+        if !held {
+            lost_lease(self.row, self.worker);
+        }
+        Ok(held)
+    }
+
     /// Finishes a job that had nothing to write.
     pub async fn finish_alone(&self, db: &Db) -> Result<(), Failure> {
         let mut tx = db.begin().await?;

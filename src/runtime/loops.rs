@@ -35,8 +35,7 @@ pub async fn run_ticker(
 ) {
     tracing::info!(?interval, ?catch_up, "built-in scheduler started");
     loop {
-        let max_attempts = ctx.effects.jobs.max_attempts;
-        match crate::scheduling::ticker::tick(&ctx.db, max_attempts, Utc::now(), catch_up).await {
+        match crate::scheduling::ticker::tick(&ctx.db, ctx.tick, Utc::now(), catch_up).await {
             Ok(fired) if !fired.is_empty() => ctx.wake.notify_waiters(),
             Ok(_) => {}
             Err(err) => tracing::warn!(error = ?err, "tick failed; trying again at the next one"),

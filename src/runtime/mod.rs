@@ -44,6 +44,8 @@ pub struct JobContext {
     /// and still fire.
     pub tick_interval: Duration,
     pub catch_up: Duration,
+    /// The attempts of a tick's sends, and the size above which a tick is written in parts.
+    pub tick: crate::scheduling::ticker::TickSettings,
     /// Where the original's metrics go, if configured, and how often they are pushed.
     pub go_metrics: Option<crate::go_metrics::GoMetricsClient>,
     pub metrics_flush: Duration,

@@ -347,6 +347,31 @@ async fn run_kind(
             crate::go_metrics::fire_scheduled(&ctx.db, ctx.go_metrics.as_ref(), claim).await
         }
         Job::FireSchedule { schedule_id } => fire_schedule(ctx, claim, schedule_id).await,
+        Job::EnqueueSendPart {
+            schedule_id,
+            zone,
+            unzoned,
+            minute,
+            first,
+            last,
+            run_last,
+        } => {
+            let range = store::ticks::IdRange { first, last };
+            let jobs = &ctx.effects.jobs;
+            scheduling::ticker::enqueue_part(
+                &ctx.db,
+                claim,
+                jobs.max_attempts,
+                jobs.lease,
+                schedule_id,
+                zone.as_deref(),
+                unzoned,
+                minute,
+                range,
+                run_last,
+            )
+            .await
+        }
     }
 }
 
@@ -354,11 +379,16 @@ async fn run_kind(
 /// transaction.
 async fn fire_schedule(ctx: &JobContext, claim: &Claim<'_>, schedule_id: i64) -> Outcome {
     let mut tx = ctx.db.begin().await?;
-    let max_attempts = ctx.effects.jobs.max_attempts;
-    let enqueued = scheduling::ticker::fire_on_request(&mut tx, max_attempts, schedule_id).await?;
+    let enqueued = scheduling::ticker::fire_on_request(&mut tx, ctx.tick, schedule_id).await?;
     if claim.finish(&mut tx).await? {
         tx.commit().await?;
-        tracing::info!(schedule = schedule_id, enqueued, "schedule sent on request");
+        let (enqueued, parts) = (enqueued.sends, enqueued.parts);
+        tracing::info!(
+            schedule = schedule_id,
+            enqueued,
+            parts,
+            "schedule sent on request"
+        );
     }
     Ok(())
 }

@@ -8,14 +8,27 @@
 //! groups due at the same minute share that transaction: [`fire_zones`]). After
 //! downtime only the latest missed due minute within the catch-up window fires (subscribers
 //! should not get several messages at once); earlier missed minutes are logged as skipped.
+//!
+//! A tick of more than `part_size` sends (`SBM_TICK_PART_SIZE`) is not written in its own
+//! transaction: that would hold a million-row transaction (and on SQLite the one write lock) for
+//! seconds before the first send could leave. The tick's transaction writes instead the first
+//! job of [`PARALLEL_PARTS`] chains of `EnqueueSendPart` jobs, which split the subscription ids
+//! between them. Each part writes the sends of its id range and the job of the next part of its
+//! chain in one transaction, and finishes itself in it, so every subscriber of the tick gets one
+//! send job, once, whatever crashes (the range of a part that did not commit is written when it
+//! runs again). The workers start sending as soon as the first part commits.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use uuid::Uuid;
+
 use super::{minute_of, Cron};
 use crate::content::zone::{parse_zone, Tz};
+use crate::jobs::{Claim, Job, Outcome};
 use crate::model::content::Schedule;
+use crate::store::ticks::{IdRange, Zones};
 use crate::store::{self, ticks as sql, Conn, Db, Tx};
 
 /// How far back missed ticks are looked for, to report them; older gaps are reported as one.
@@ -26,7 +39,43 @@ pub struct Fired {
     pub schedule_id: i64,
     pub timezone: String,
     pub minute: DateTime<Utc>,
+    /// The sends of the tick: written with it, or due and left to its parts.
     pub enqueued: u64,
+    /// How many chains of parts write them (0: the tick wrote them itself).
+    pub parts: u64,
+}
+
+/// How many parts of one tick are written at once, each chain by whichever worker claims its
+/// next part: enough to keep two cores' inserts busy beside the sends, few enough to leave the
+/// pool's connections to the sends.
+pub const PARALLEL_PARTS: u64 = 4;
+
+/// What writing a tick's sends needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TickSettings {
+    /// The attempts of each send job.
+    pub max_attempts: i32,
+    /// Above this many sends a tick is written in parts (`SBM_TICK_PART_SIZE`).
+    pub part_size: u64,
+}
+
+impl From<i32> for TickSettings {
+    fn from(max_attempts: i32) -> Self {
+        TickSettings {
+            max_attempts,
+            part_size: crate::config::DEFAULT_TICK_PART_SIZE,
+        }
+    }
+}
+
+/// The sends of one zone group (or of a fire on request), once the tick's transaction has
+/// written them or their parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Enqueued {
+    /// The sends written, or due and left to the parts.
+    pub sends: u64,
+    /// How many chains of parts were queued (0: the sends were written).
+    pub parts: u64,
 }
 
 /// The subscribers of a schedule who share a zone.
@@ -56,19 +105,19 @@ pub async fn zone_groups(conn: Conn<'_>, schedule: &Schedule) -> store::Result<V
 }
 
 /// Fires the zone groups' ticks for `minute` now, in one transaction, each unless it already
-/// fired. Returns, per group in order, how many sends it enqueued, or `None` when its tick was
-/// already taken.
+/// fired. Returns, per group in order, its sends, or `None` when its tick was already taken.
 ///
 /// One transaction for all of a schedule's groups due at the same minute: their sends become
 /// visible to the workers together, and the job table's statistics are refreshed once for the
 /// lot, not once per zone.
 pub async fn fire_zones(
     db: &Db,
-    max_attempts: i32,
+    settings: impl Into<TickSettings>,
     schedule_id: i64,
     groups: &[&ZoneGroup],
     minute: DateTime<Utc>,
-) -> store::Result<Vec<Option<u64>>> {
+) -> store::Result<Vec<Option<Enqueued>>> {
+    let settings = settings.into();
     let now = store::now();
     let mut tx = db.begin().await?;
     let mut fired = Vec::with_capacity(groups.len());
@@ -78,21 +127,183 @@ pub async fn fire_zones(
             fired.push(None);
             continue;
         }
-        let enqueued = sql::enqueue_zone_sends(
+        let zones = if group.unzoned {
+            Zones::OrUnzoned(zone)
+        } else {
+            Zones::Only(zone)
+        };
+        let enqueued =
+            enqueue_or_split(&mut tx, &settings, schedule_id, zones, Some(minute)).await?;
+        if enqueued.parts == 0 {
+            sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued.sends as i64)
+                .await?;
+        }
+        fired.push(Some(enqueued));
+    }
+    let written = fired
+        .iter()
+        .flatten()
+        .filter(|e| e.parts == 0)
+        .map(|e| e.sends);
+    refresh_statistics_after(&mut tx, written.sum()).await?;
+    tx.commit().await?;
+    Ok(fired)
+}
+
+/// Writes the sends of `zones` in `tx` when there are at most `part_size` of them. Otherwise
+/// writes the first part job of each of [`PARALLEL_PARTS`] chains, which between them cover
+/// every subscription id in parts of about `part_size` sends (ids are random UUIDs, so equal
+/// ranges of ids hold about equal numbers of subscriptions; an uneven spread only makes some
+/// parts larger, never loses or repeats one).
+async fn enqueue_or_split(
+    tx: &mut Tx,
+    settings: &TickSettings,
+    schedule_id: i64,
+    zones: Zones<'_>,
+    minute: Option<DateTime<Utc>>,
+) -> store::Result<Enqueued> {
+    let now = store::now();
+    let due = sql::due_count(tx.conn(), schedule_id, zones).await?.max(0) as u64;
+    if due <= settings.part_size.max(1) {
+        let sends = sql::enqueue_sends(
             tx.conn(),
             schedule_id,
-            zone,
-            group.unzoned,
-            max_attempts,
+            zones,
+            IdRange::ALL,
+            settings.max_attempts,
             now,
         )
         .await?;
-        sql::record_tick_enqueued(tx.conn(), schedule_id, zone, minute, enqueued as i64).await?;
-        fired.push(Some(enqueued));
+        return Ok(Enqueued { sends, parts: 0 });
     }
-    refresh_statistics_after(&mut tx, fired.iter().flatten().sum()).await?;
-    tx.commit().await?;
-    Ok(fired)
+    let (zone, unzoned) = match zones {
+        Zones::All => (None, false),
+        Zones::Only(zone) => (Some(zone.to_owned()), false),
+        Zones::OrUnzoned(zone) => (Some(zone.to_owned()), true),
+    };
+    let parts = due.div_ceil(settings.part_size.max(1));
+    let chains = chains_of(parts, PARALLEL_PARTS);
+    for (first, last, run_last) in &chains {
+        let part = Job::EnqueueSendPart {
+            schedule_id,
+            zone: zone.clone(),
+            unzoned,
+            minute,
+            first: Uuid::from_u128(*first),
+            last: Uuid::from_u128(*last),
+            run_last: Uuid::from_u128(*run_last),
+        };
+        crate::jobs::enqueue_with_attempts(tx, settings.max_attempts, &part).await?;
+    }
+    Ok(Enqueued {
+        sends: due,
+        parts: chains.len() as u64,
+    })
+}
+
+/// The id space cut into `parts` equal ranges, dealt in order to at most `chains` chains: for
+/// each chain, its first part's range and the last id of its last part.
+fn chains_of(parts: u64, chains: u64) -> Vec<(u128, u128, u128)> {
+    let parts = u128::from(parts.max(1));
+    if parts == 1 {
+        return vec![(0, u128::MAX, u128::MAX)];
+    }
+    let width = u128::MAX / parts + 1;
+    let start_of = |part: u128| part * width;
+    let end_of = |part: u128| {
+        if part + 1 == parts {
+            u128::MAX
+        } else {
+            start_of(part + 1) - 1
+        }
+    };
+    let chains = u128::from(chains.max(1)).min(parts);
+    (0..chains)
+        .map(|chain| {
+            let first_part = chain * parts / chains;
+            let last_part = (chain + 1) * parts / chains - 1;
+            (start_of(first_part), end_of(first_part), end_of(last_part))
+        })
+        .collect()
+}
+
+/// The range after a part of a chain, as wide as the part, up to the chain's end; `None` after
+/// the chain's last part.
+fn next_part(first: u128, last: u128, run_last: u128) -> Option<(u128, u128)> {
+    let next = last.checked_add(1).filter(|next| *next <= run_last)?;
+    let width = last - first;
+    Some((next, next.saturating_add(width).min(run_last)))
+}
+
+/// A chain of parts of a large tick: the `EnqueueSendPart` job. Each part, in one transaction,
+/// writes the sends of the subscriptions in its id range, adds them to its tick's count, and
+/// records the next part as the job's own progress (renewing its lease), or finishes the job
+/// after the chain's last part. A worker that takes the job over after a crash starts at the
+/// first part that did not commit.
+///
+/// The parts of a chain run back to back in the one job rather than as a job each: a next
+/// part's job would wait behind the sends written before it in the queue's order.
+#[allow(clippy::too_many_arguments)]
+pub async fn enqueue_part(
+    db: &Db,
+    claim: &Claim<'_>,
+    max_attempts: i32,
+    lease: Duration,
+    schedule_id: i64,
+    zone: Option<&str>,
+    unzoned: bool,
+    minute: Option<DateTime<Utc>>,
+    mut range: IdRange,
+    run_last: Uuid,
+) -> Outcome {
+    let zones = match (zone, unzoned) {
+        (None, _) => Zones::All,
+        (Some(zone), false) => Zones::Only(zone),
+        (Some(zone), true) => Zones::OrUnzoned(zone),
+    };
+    loop {
+        let mut tx = db.begin().await?;
+        let now = store::now();
+        let sends =
+            sql::enqueue_sends(tx.conn(), schedule_id, zones, range, max_attempts, now).await?;
+        if let (Some(zone), Some(minute)) = (zone, minute) {
+            sql::add_tick_enqueued(tx.conn(), schedule_id, zone, minute, sends as i64).await?;
+        }
+        // The first part of a tick refreshes the planner's view of the job table, as a tick
+        // written at once does: the other parts' claims are then not planned for an empty queue.
+        if range.first.is_nil() {
+            refresh_statistics_after(&mut tx, sends).await?;
+        }
+        let (first, last) = (range.first.as_u128(), range.last.as_u128());
+        let Some((next_first, next_last)) = next_part(first, last, run_last.as_u128()) else {
+            if claim.finish(&mut tx).await? {
+                tx.commit().await?;
+            }
+            return Ok(());
+        };
+        let next = IdRange {
+            first: Uuid::from_u128(next_first),
+            last: Uuid::from_u128(next_last),
+        };
+        let progress = Job::EnqueueSendPart {
+            schedule_id,
+            zone: zone.map(str::to_owned),
+            unzoned,
+            minute,
+            first: next.first,
+            last: next.last,
+            run_last,
+        };
+        if !claim
+            .record_progress(&mut tx, &progress, crate::jobs::after(now, lease))
+            .await?
+        {
+            return Ok(());
+        }
+        tx.commit().await?;
+        tracing::debug!(schedule = schedule_id, zone, sends, "tick part enqueued");
+        range = next;
+    }
 }
 
 /// Sends this many or more at once refresh the job table's planner statistics, in the
@@ -109,15 +320,17 @@ async fn refresh_statistics_after(tx: &mut Tx, enqueued: u64) -> store::Result<(
 
 /// Fires the schedule now, on request (the `FireSchedule` job), in the caller's transaction:
 /// enqueues the send of every ready subscription on it, whatever its zone and without claiming
-/// a tick. Returns how many sends it enqueued.
+/// a tick (in parts when there are more than `part_size`).
 pub async fn fire_on_request(
     tx: &mut Tx,
-    max_attempts: i32,
+    settings: impl Into<TickSettings>,
     schedule_id: i64,
-) -> store::Result<u64> {
-    let enqueued =
-        sql::enqueue_schedule_sends(tx.conn(), schedule_id, max_attempts, store::now()).await?;
-    refresh_statistics_after(tx, enqueued).await?;
+) -> store::Result<Enqueued> {
+    let settings = settings.into();
+    let enqueued = enqueue_or_split(tx, &settings, schedule_id, Zones::All, None).await?;
+    if enqueued.parts == 0 {
+        refresh_statistics_after(tx, enqueued.sends).await?;
+    }
     Ok(enqueued)
 }
 
@@ -126,7 +339,7 @@ pub async fn fire_on_request(
 /// group's tick was already taken.
 pub async fn fire(
     db: &Db,
-    max_attempts: i32,
+    settings: impl Into<TickSettings>,
     schedule_id: i64,
     minute: DateTime<Utc>,
 ) -> store::Result<Option<u64>> {
@@ -138,8 +351,12 @@ pub async fn fire(
         }
     };
     let groups: Vec<&ZoneGroup> = groups.iter().collect();
-    let fired = fire_zones(db, max_attempts, schedule_id, &groups, minute).await?;
-    Ok(fired.into_iter().flatten().reduce(|a, b| a + b))
+    let fired = fire_zones(db, settings, schedule_id, &groups, minute).await?;
+    Ok(fired
+        .into_iter()
+        .flatten()
+        .map(|e| e.sends)
+        .reduce(|a, b| a + b))
 }
 
 /// Which minute of `schedule` to fire at `now` (in UTC), if any, and how many earlier due
@@ -183,7 +400,7 @@ pub fn plan_in(
 /// One pass over every schedule and each of its zones.
 pub async fn tick(
     db: &Db,
-    max_attempts: i32,
+    settings: impl Into<TickSettings>,
     now: DateTime<Utc>,
     catch_up: Duration,
 ) -> store::Result<Vec<Fired>> {
@@ -191,6 +408,7 @@ pub async fn tick(
         let mut conn = db.acquire().await?;
         sql::all_schedules(conn.conn()).await?
     };
+    let settings = settings.into();
     let mut fired = Vec::new();
     for schedule in schedules {
         let cron = match Cron::parse(&schedule) {
@@ -210,7 +428,7 @@ pub async fn tick(
                 due.push((group, minute));
             }
         }
-        fired.extend(fire_due(db, max_attempts, schedule.id, &due).await?);
+        fired.extend(fire_due(db, settings, schedule.id, &due).await?);
     }
     Ok(fired)
 }
@@ -263,7 +481,7 @@ async fn due_minute(
 /// Fires the due zone groups of one schedule, those due at the same minute together.
 async fn fire_due(
     db: &Db,
-    max_attempts: i32,
+    settings: TickSettings,
     schedule_id: i64,
     due: &[(ZoneGroup, DateTime<Utc>)],
 ) -> store::Result<Vec<Fired>> {
@@ -277,16 +495,19 @@ async fn fire_due(
             .filter(|(_, m)| *m == minute)
             .map(|(group, _)| group)
             .collect();
-        let counts = fire_zones(db, max_attempts, schedule_id, &groups, minute).await?;
+        let counts = fire_zones(db, settings, schedule_id, &groups, minute).await?;
         for (group, enqueued) in groups.into_iter().zip(counts) {
-            let Some(enqueued) = enqueued else { continue };
+            let Some(Enqueued { sends, parts }) = enqueued else {
+                continue;
+            };
             metrics::counter!("sbm_scheduler_ticks_total").increment(1);
-            tracing::info!(schedule = schedule_id, zone = %group.zone, %minute, enqueued, "tick fired");
+            tracing::info!(schedule = schedule_id, zone = %group.zone, %minute, enqueued = sends, parts, "tick fired");
             fired.push(Fired {
                 schedule_id,
                 timezone: group.zone.clone(),
                 minute,
-                enqueued,
+                enqueued: sends,
+                parts,
             });
         }
     }
@@ -296,6 +517,46 @@ async fn fire_due(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Walks every chain part by part, as the workers do.
+    fn ranges_of(parts: u64, chains: u64) -> Vec<(u128, u128)> {
+        let mut ranges = Vec::new();
+        for (first, last, run_last) in chains_of(parts, chains) {
+            let mut part = Some((first, last));
+            while let Some((first, last)) = part {
+                ranges.push((first, last));
+                part = next_part(first, last, run_last);
+            }
+        }
+        ranges
+    }
+
+    #[test]
+    fn the_parts_of_a_tick_cover_every_id_once() {
+        for parts in [1, 2, 3, 4, 5, 7, 20, 21, 64, 1_000] {
+            for chains in [1, 2, 4, 9] {
+                let ranges = ranges_of(parts, chains);
+                assert_eq!(ranges.len() as u64, parts, "{parts} parts, {chains} chains");
+                assert_eq!(ranges[0].0, 0);
+                assert_eq!(ranges.last().unwrap().1, u128::MAX);
+                for pair in ranges.windows(2) {
+                    assert_eq!(pair[0].1 + 1, pair[1].0, "{parts} parts, {chains} chains");
+                }
+                assert!(ranges.iter().all(|(first, last)| first <= last));
+            }
+        }
+    }
+
+    #[test]
+    fn a_tick_runs_at_most_the_parallel_parts_at_once() {
+        assert_eq!(chains_of(20, PARALLEL_PARTS).len() as u64, PARALLEL_PARTS);
+        assert_eq!(chains_of(3, PARALLEL_PARTS).len(), 3);
+        // Equal parts: ids are random, so each holds about the same number of subscriptions.
+        let ranges = ranges_of(20, PARALLEL_PARTS);
+        let widths: Vec<u128> = ranges.iter().map(|(first, last)| last - first).collect();
+        let (min, max) = (widths.iter().min().unwrap(), widths.iter().max().unwrap());
+        assert!(max - min <= 20, "{widths:?}");
+    }
 
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -157,6 +157,24 @@ pub async fn finish_job(conn: Conn<'_>, id: i64, worker: &str) -> Result<bool> {
     Ok(done > 0)
 }
 
+/// Records how far a running job has come (its new payload) and renews its lease, if `worker`
+/// still holds it; `false` means the lease was lost.
+pub async fn record_progress(
+    conn: Conn<'_>,
+    id: i64,
+    worker: &str,
+    payload: &Value,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    const SQL: &str = "update job set payload = $3, locked_until = $4, updated_at = $5 \
+        where id = $1 and state = 'running' and locked_by = $2";
+    let payload = Json(payload);
+    let done = on_conn!(conn, c => sqlx::query(SQL).bind(id).bind(worker).bind(payload)
+        .bind(lease_until).bind(now).execute(&mut *c).await.map(|r| r.rows_affected()))?;
+    Ok(done > 0)
+}
+
 /// Puts a job back to wait until `run_at`, recording why it failed this time.
 pub async fn retry_job(
     conn: Conn<'_>,

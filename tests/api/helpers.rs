@@ -187,6 +187,7 @@ pub fn fast_worker() -> WorkerConfig {
         // Ticks are driven by the tests themselves, except where a test asks for the loop.
         tick_interval_secs: 3600,
         catch_up_secs: 900,
+        tick_part_size: sbm::config::DEFAULT_TICK_PART_SIZE,
         content_cache_ms: 5_000,
         send_window: None,
         retention: sbm::config::RetentionConfig::default(),

@@ -17,6 +17,8 @@ on_both_backends!(
     ticks_and_requests_together_never_send_a_message_twice,
     the_per_schedule_send_endpoint_sends_every_ready_subscription,
     the_running_scheduler_sends_without_any_post_back,
+    a_large_tick_is_written_in_parts_that_send_each_subscriber_once,
+    a_schedule_sent_on_request_in_parts_sends_each_ready_subscriber_once,
 );
 
 struct Bulk {
@@ -81,12 +83,16 @@ async fn bulk(
 
 impl Bulk {
     async fn pending_sends(&self) -> i64 {
-        const SQL: &str = "select count(*) from job where kind = 'send_message'";
+        self.count("select count(*) from job where kind = 'send_message'")
+            .await
+    }
+
+    async fn count(&self, sql: &str) -> i64 {
         match &self.app.db {
             sbm::store::Db::Postgres(pool) => {
-                sqlx::query_scalar(SQL).fetch_one(pool).await.unwrap()
+                sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
             }
-            sbm::store::Db::Sqlite(pool) => sqlx::query_scalar(SQL).fetch_one(pool).await.unwrap(),
+            sbm::store::Db::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
 
@@ -378,4 +384,90 @@ async fn the_running_scheduler_sends_without_any_post_back(backend: Backend) {
         b.peers.requests("POST", "/schedule/").is_empty(),
         "no Seed Scheduler in built-in mode"
     );
+}
+
+/// Parts of 7 for 40 subscribers: six parts in four chains.
+const SMALL_PARTS: sbm::scheduling::ticker::TickSettings = sbm::scheduling::ticker::TickSettings {
+    max_attempts: 3,
+    part_size: 7,
+};
+
+async fn a_large_tick_is_written_in_parts_that_send_each_subscriber_once(backend: Backend) {
+    let Some(b) = bulk(backend, 40, |c| c.no_worker = true).await else {
+        return;
+    };
+    let now = Utc::now();
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..3 {
+        let db = b.app.db.clone();
+        racers.spawn(async move {
+            sbm::scheduling::ticker::tick(&db, SMALL_PARTS, now, CATCH_UP)
+                .await
+                .unwrap()
+        });
+    }
+    let mut fired = Vec::new();
+    while let Some(result) = racers.join_next().await {
+        fired.extend(result.unwrap());
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!((fired[0].enqueued, fired[0].parts), (40, 4));
+    // The tick's own transaction wrote the first part of each chain, not the sends.
+    assert_eq!(b.pending_sends().await, 0);
+    let parts = "select count(*) from job where kind = 'enqueue_send_part'";
+    assert_eq!(b.count(parts).await, 4);
+
+    b.worker().drain().await.unwrap();
+    b.assert_one_message_each();
+    assert_eq!(b.count(parts).await, 0);
+    assert_eq!(b.count("select count(*) from job").await, 0);
+    // Each part added its sends to the tick's count.
+    let enqueued = format!(
+        "select enqueued from schedule_tick where schedule_id = {}",
+        b.schedule
+    );
+    assert_eq!(b.count(&enqueued).await, 40);
+    for id in &b.subscriptions {
+        let s = b
+            .app
+            .get(&format!("/api/v1/subscriptions/{id}/"))
+            .await
+            .json();
+        assert_eq!(s["next_sequence_number"], 2, "{s}");
+    }
+}
+
+async fn a_schedule_sent_on_request_in_parts_sends_each_ready_subscriber_once(backend: Backend) {
+    let Some(b) = bulk(backend, 12, |c| c.worker.tick_part_size = 5).await else {
+        return;
+    };
+    // One subscriber stopped: it is not sent to.
+    b.app
+        .patch(
+            &format!("/api/v1/subscriptions/{}/", b.subscriptions[0]),
+            json!({"active": false}),
+        )
+        .await
+        .expect(200);
+    b.app
+        .call(
+            Method::POST,
+            &format!("/api/v1/schedule/{}/send/", b.schedule),
+            None,
+        )
+        .await
+        .expect(202);
+    eventually("11 messages", || async { b.peers.outbounds().len() == 11 }).await;
+    eventually("the queue empties", || async {
+        b.count("select count(*) from job").await == 0
+    })
+    .await;
+    let outbounds = b.peers.outbounds();
+    let mut recipients: Vec<&str> = outbounds
+        .iter()
+        .map(|o| o["to_identity"].as_str().unwrap())
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!((outbounds.len(), recipients.len()), (11, 11));
 }
