@@ -211,11 +211,11 @@ async fn main() {
     }
 
     let minute = sbm::scheduling::minute_of(chrono::Utc::now());
-    let settings = sbm::scheduling::ticker::TickSettings {
+    let tick_settings = sbm::scheduling::ticker::TickSettings {
         max_attempts: 60,
         part_size: o.part_size,
     };
-    let enqueued = sbm::scheduling::ticker::fire(&db, settings, schedule, minute)
+    let enqueued = sbm::scheduling::ticker::fire(&db, tick_settings, schedule, minute)
         .await
         .unwrap()
         .unwrap_or(0);

@@ -1,4 +1,4 @@
-//! SQL for the built-in scheduler: ticks, and enqueueing a schedule's sends in one statement.
+//! SQL for the built-in scheduler: ticks, and enqueueing a range of a schedule's sends at once.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
