@@ -721,6 +721,13 @@ async fn run(o: &Options, workers: Option<usize>) -> Run {
         o.part_size,
         all_queued.as_secs_f64()
     );
+    let first_outbound = received.arrivals.lock().unwrap().first;
+    if let Some(first) = first_outbound {
+        println!(
+            "| first outbound accepted | {:.2} s after the tick |",
+            (first - tick_started).as_secs_f64()
+        );
+    }
     println!(
         "| last outbound accepted | {:.1} s after the tick |",
         all_sent.as_secs_f64()
