@@ -317,7 +317,8 @@ async fn main() {
     println!("| late outcomes discarded (log lines) | {discarded} |");
     println!("| panics in sbm's logs | {panics} |");
 
-    if o.backend != "sqlite" {
+    // A failed run keeps its PostgreSQL database beside its logs, to be looked into.
+    if o.backend != "sqlite" && verdict.failures.is_empty() {
         setup::drop_database(&o.postgres_admin).await;
     }
     if verdict.failures.is_empty() {
@@ -325,6 +326,9 @@ async fn main() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
         println!("\nFAILED (logs kept in {}):", dir.display());
+        if o.backend != "sqlite" {
+            println!("  (database kept: {url}; drop it when done)");
+        }
         for failure in &verdict.failures {
             println!("  - {failure}");
         }
