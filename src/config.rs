@@ -232,9 +232,9 @@ pub struct PeersConfig {
 }
 
 /// A tick of at most this many sends is written in its own transaction; a larger one in parts
-/// of about this many (`scheduling::ticker`). On the benchmark machine a part of 50,000 commits in
-/// about a third of a second alone and in about 1.5 s beside a tick sending at full speed
-/// (docs/benchmarks.md, "Issue 19: a large tick in parts"); no other size was measured.
+/// of about this many (`scheduling::ticker`). On the benchmark machine a part of 50,000 took
+/// 1.1–2.3 s beside a 1M tick sending at full speed (about 0.35 s at the rate of the one-statement
+/// tick alone); docs/benchmarks.md, "Issue 19: a large tick in parts". No other size was measured.
 pub const DEFAULT_TICK_PART_SIZE: u64 = 50_000;
 
 /// The background worker that runs jobs.

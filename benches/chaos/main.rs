@@ -318,10 +318,10 @@ async fn main() {
     println!("| panics in sbm's logs | {panics} |");
 
     // A failed run keeps its PostgreSQL database beside its logs, to be looked into.
-    if o.backend != "sqlite" && verdict.failures.is_empty() {
-        setup::drop_database(&o.postgres_admin).await;
-    }
     if verdict.failures.is_empty() {
+        if o.backend != "sqlite" {
+            setup::drop_database(&o.postgres_admin).await;
+        }
         println!("\nOK: exact end state");
         let _ = std::fs::remove_dir_all(&dir);
     } else {
